@@ -1,0 +1,133 @@
+"""Contrastive losses for LiT: pure functions first, a thin Keras wrapper.
+
+The pure function works on one device and, given the gathered embeddings of
+the other modality, on one replica of a global batch.
+"""
+
+import keras
+from keras import ops
+
+
+def contrastive_terms(
+    image_embeddings,
+    text_embeddings,
+    temperature,
+    all_image_embeddings=None,
+    all_text_embeddings=None,
+    label_offset=0,
+):
+    """Symmetric InfoNCE loss plus the logits it was computed from.
+
+    Embeddings are expected L2-normalised. Everything is computed in float32.
+
+    Args:
+        image_embeddings: `[b, D]` local image embeddings.
+        text_embeddings: `[b, D]` local text embeddings (same rows).
+        temperature: scalar logit scale `t` (not its log).
+        all_image_embeddings: `[G, D]` image embeddings of the global batch.
+            Defaults to `image_embeddings` (one device).
+        all_text_embeddings: `[G, D]` text embeddings of the global batch.
+            Defaults to `text_embeddings`.
+        label_offset: row of the global batch where the local rows start.
+
+    Returns:
+        `(loss, image_to_text_logits, text_to_image_logits, labels)`: the mean
+        loss over local rows, two `[b, G]` logit matrices and `[b]` labels.
+    """
+    image_embeddings = ops.cast(image_embeddings, "float32")
+    text_embeddings = ops.cast(text_embeddings, "float32")
+    temperature = ops.cast(temperature, "float32")
+    if all_image_embeddings is None:
+        all_image_embeddings = image_embeddings
+    if all_text_embeddings is None:
+        all_text_embeddings = text_embeddings
+    all_image_embeddings = ops.cast(all_image_embeddings, "float32")
+    all_text_embeddings = ops.cast(all_text_embeddings, "float32")
+    # [b, D] x [D, G] -> [b, G]: local images against every text, and local
+    # texts against every image. Never the full [G, G] matrix.
+    image_to_text = temperature * ops.matmul(
+        image_embeddings, ops.transpose(all_text_embeddings)
+    )
+    text_to_image = temperature * ops.matmul(
+        text_embeddings, ops.transpose(all_image_embeddings)
+    )
+    # The matching pair of local row i sits in global column offset + i.
+    batch_size = ops.shape(image_embeddings)[0]
+    labels = ops.arange(batch_size, dtype="int32") + label_offset
+    image_loss = keras.losses.sparse_categorical_crossentropy(
+        labels, image_to_text, from_logits=True
+    )
+    text_loss = keras.losses.sparse_categorical_crossentropy(
+        labels, text_to_image, from_logits=True
+    )
+    # [b] -> scalar: mean of both directions over the local rows.
+    loss = ops.mean(0.5 * (image_loss + text_loss))
+    return loss, image_to_text, text_to_image, labels
+
+
+def contrastive_loss(
+    image_embeddings,
+    text_embeddings,
+    temperature,
+    all_image_embeddings=None,
+    all_text_embeddings=None,
+    label_offset=0,
+):
+    """Symmetric InfoNCE (CLIP/LiT softmax loss) of paired embeddings.
+
+    `loss = mean_i (CE(t * x_i . Y^T, i) + CE(t * y_i . X^T, i)) / 2`, where
+    `x_i`, `y_i` are the L2-normalised image and text embeddings of pair `i`.
+    Pass the gathered global embeddings and the local offset to score local
+    rows against the whole global batch (see `contrastive_terms`).
+
+    Example:
+    >>> import numpy as np
+    >>> x = np.eye(3, dtype="float32")
+    >>> float(contrastive_loss(x, x, 100.0)) < 1e-6
+    True
+    """
+    return contrastive_terms(
+        image_embeddings,
+        text_embeddings,
+        temperature,
+        all_image_embeddings=all_image_embeddings,
+        all_text_embeddings=all_text_embeddings,
+        label_offset=label_offset,
+    )[0]
+
+
+def contrastive_loss_from_logits(logits):
+    """Symmetric InfoNCE from a square `[B, B]` image-to-text logit matrix."""
+    logits = ops.cast(logits, "float32")
+    labels = ops.arange(ops.shape(logits)[0], dtype="int32")
+    image_loss = keras.losses.sparse_categorical_crossentropy(
+        labels, logits, from_logits=True
+    )
+    text_loss = keras.losses.sparse_categorical_crossentropy(
+        labels, ops.transpose(logits), from_logits=True
+    )
+    return 0.5 * (image_loss + text_loss)
+
+
+@keras.saving.register_keras_serializable(package="keras_lit")
+class ContrastiveLoss(keras.losses.Loss):
+    """Symmetric InfoNCE loss over a square image-to-text logit matrix.
+
+    `y_pred` is the `[B, B]` matrix `t * image_embeddings @ text_embeddings.T`
+    of one batch; the matching pairs are on the diagonal, so `y_true` is
+    ignored (pass `None` or `ops.arange(B)`). `LiTModel` uses the functional
+    form `contrastive_loss` directly, so that it can score local rows against
+    the global batch under a distribution strategy.
+
+    Example:
+    >>> import numpy as np
+    >>> loss = ContrastiveLoss()
+    >>> round(float(loss(None, np.zeros((4, 4), "float32"))), 4)
+    1.3863
+    """
+
+    def __init__(self, name="contrastive_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return contrastive_loss_from_logits(y_pred)

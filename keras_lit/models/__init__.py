@@ -1,0 +1,1 @@
+from keras_lit.models.lit_model import LiTModel

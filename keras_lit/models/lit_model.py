@@ -1,0 +1,377 @@
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_lit.layers.contrastive_head import ContrastiveHead
+from keras_lit.layers.locked_image_encoder import LockedImageEncoder
+from keras_lit.layers.text_encoder import TextEncoder
+from keras_lit.losses import contrastive_terms
+from keras_lit.preprocessing import LiTPreprocessor
+from keras_lit.preprocessing import validate_examples
+
+NO_DECAY_NAMES = ["bias", "gamma", "beta", "log_temperature", "embeddings"]
+
+
+@keras.saving.register_keras_serializable(package="keras_lit")
+class LiTModel(keras.Model):
+    """LiT: a locked image tower and a trainable text tower, trained with fit.
+
+    `train_step` scores each replica's local pairs against the embeddings of
+    the whole global batch (an all-gather of the other modality) with the
+    symmetric InfoNCE loss, so N replicas give the same update as one device
+    on the global batch. With a locked image tower, image embeddings are
+    computed outside the `GradientTape`: the tower costs no backward pass and
+    keeps no activations. Batches that carry precomputed
+    `"image_embeddings"` skip the image backbone altogether.
+
+    `fit`, `evaluate` and `predict` take raw examples
+    `{"images": [B, H, W, 3] in [0, 255], "texts": [B] strings}` (or
+    `"image_embeddings"` in place of `"images"`), as in-memory arrays or a
+    `tf.data.Dataset`, and map `self.preprocessor` over them in `tf.data`.
+
+    Args:
+        image_encoder: a `LockedImageEncoder`.
+        text_encoder: a `TextEncoder` whose `projection_dim` equals the image
+            embedding width.
+        temperature_init: float. Initial logit scale. Defaults to `10.0`.
+        max_temperature: float. Clamp on the logit scale. Defaults to `100.0`.
+
+    Example:
+    >>> model = LiTModel(image_encoder, text_encoder)  # doctest: +SKIP
+    >>> model.compile()  # AdamW, lr 1e-3, wd 1e-4, clip 1.0  # doctest: +SKIP
+    >>> model.fit({"images": images, "texts": captions})  # doctest: +SKIP
+    >>> model.encode_texts(["a photo of a cat"])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        image_encoder,
+        text_encoder,
+        temperature_init=10.0,
+        max_temperature=100.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(image_encoder, LockedImageEncoder):
+            raise ValueError(
+                "`image_encoder` must be a keras_lit.layers.LockedImageEncoder."
+                f" Received: {type(image_encoder).__name__}"
+            )
+        if not isinstance(text_encoder, TextEncoder):
+            raise ValueError(
+                "`text_encoder` must be a keras_lit.layers.TextEncoder. "
+                f"Received: {type(text_encoder).__name__}"
+            )
+        if text_encoder.projection_dim != image_encoder.output_dim:
+            raise ValueError(
+                "The text tower must project to the image embedding width. "
+                f"Received: text_encoder.projection_dim="
+                f"{text_encoder.projection_dim}, image embedding width="
+                f"{image_encoder.output_dim}"
+            )
+
+        # === Layers ===
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.head = ContrastiveHead(
+            temperature_init=temperature_init,
+            max_temperature=max_temperature,
+            name="contrastive_head",
+        )
+        self.image_encoder.build()
+        self.text_encoder.build()
+
+        # === Metrics ===
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.temperature_tracker = keras.metrics.Mean(name="temperature")
+        self.image_to_text_accuracy = keras.metrics.Mean(
+            name="image_to_text_accuracy"
+        )
+        self.text_to_image_accuracy = keras.metrics.Mean(
+            name="text_to_image_accuracy"
+        )
+
+        # === Config ===
+        self.temperature_init = float(temperature_init)
+        self.max_temperature = float(max_temperature)
+        self.embedding_dim = image_encoder.output_dim
+        self.preprocessor = LiTPreprocessor(image_encoder, text_encoder)
+        self.built = True
+
+    # --- Public API -------------------------------------------------------
+
+    @property
+    def temperature(self):
+        return self.head.temperature
+
+    @property
+    def metrics(self):
+        return [
+            self.loss_tracker,
+            self.temperature_tracker,
+            self.image_to_text_accuracy,
+            self.text_to_image_accuracy,
+        ]
+
+    def compile(self, optimizer="auto", loss="auto", **kwargs):
+        """Configures training; `"auto"` follows LiT's public recipe.
+
+        `optimizer="auto"` is AdamW with learning rate 1e-3, decoupled
+        weight decay 1e-4 on kernels (not on biases, norms, embeddings or the
+        temperature) and global-norm clipping at 1.0. `loss` must be
+        `"auto"`: the symmetric InfoNCE over the global batch.
+        """
+        if loss not in ("auto", None):
+            raise ValueError(
+                "LiTModel computes its own contrastive loss over the global "
+                f"batch; `loss` must be 'auto'. Received: loss={loss!r}"
+            )
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(
+                learning_rate=1e-3, weight_decay=1e-4, global_clipnorm=1.0
+            )
+            optimizer.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # `.keras` loading: restore the optimizer so its state loads too.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if isinstance(self.optimizer, keras.optimizers.AdamW):
+            self.optimizer.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
+        self.optimizer.build(self.trainable_variables)
+
+    def call(self, inputs, training=None):
+        """Returns L2-normalised `"image_embeddings"`/`"text_embeddings"`."""
+        outputs = {}
+        image_features = self._image_features(inputs, training=False)
+        if image_features is not None:
+            outputs["image_embeddings"] = self.head.normalize(
+                self.image_encoder.project(image_features)
+            )
+        if "token_ids" in inputs:
+            outputs["text_embeddings"] = self.head.normalize(
+                self.text_encoder(inputs, training=training)
+            )
+        return outputs
+
+    def encode_images(self, images, batch_size=64):
+        """Raw images `[N, H, W, 3]` in [0, 255] -> normalised `[N, D]`."""
+        validate_examples({"images": images})
+        return self._encode({"images": images}, "image_embeddings", batch_size)
+
+    def encode_texts(self, texts, batch_size=256):
+        """A list of `N` strings -> normalised `[N, D]` embeddings."""
+        validate_examples({"texts": texts})
+        return self._encode({"texts": texts}, "text_embeddings", batch_size)
+
+    def _encode(self, x, key, batch_size):
+        dataset = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
+        dataset = dataset.map(self.preprocessor, num_parallel_calls=-1)
+        predict = self._encode_function()
+        return np.concatenate(
+            [predict(batch)[key].numpy() for batch in dataset], axis=0
+        )
+
+    def _encode_function(self):
+        if getattr(self, "_encode_fn", None) is None:
+            self._encode_fn = tf.function(
+                lambda batch: self(batch, training=False),
+                reduce_retracing=True,
+            )
+        return self._encode_fn
+
+    # --- Training ---------------------------------------------------------
+
+    def train_step(self, data):
+        x = self._unpack(data)
+        image_features = None
+        if self.image_encoder.locked:
+            # Outside the tape: no backward pass, no stored activations.
+            image_features = tf.stop_gradient(self._image_features(x))
+        with tf.GradientTape() as tape:
+            if image_features is None:
+                features = self._image_features(x, training=True)
+            else:
+                features = image_features
+            image_embeddings = self.image_encoder.project(features)
+            text_embeddings = self.text_encoder(x, training=True)
+            loss, replicas = self._global_loss(
+                image_embeddings, text_embeddings
+            )
+            # Each replica's gradients are summed by the optimizer, and the
+            # all-gather passes gradients back to the replica that produced
+            # the rows (a SUM). Scaling the local loss by 1/replicas makes the
+            # summed update equal the gradient of the global mean loss.
+            objective = loss / replicas
+            if self.losses:
+                objective = objective + ops.sum(self.losses) / replicas
+            if hasattr(self.optimizer, "scale_loss"):
+                objective = self.optimizer.scale_loss(objective)
+        variables = self.trainable_variables
+        gradients = tape.gradient(objective, variables)
+        self.optimizer.apply(gradients, variables)
+        return self._logs()
+
+    def test_step(self, data):
+        x = self._unpack(data)
+        image_embeddings = self.image_encoder.project(self._image_features(x))
+        text_embeddings = self.text_encoder(x, training=False)
+        self._global_loss(image_embeddings, text_embeddings)
+        return self._logs()
+
+    def _unpack(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if not isinstance(x, dict):
+            raise ValueError(
+                "LiTModel expects dict batches. "
+                f"Received: {type(x).__name__}"
+            )
+        if "texts" in x:
+            raise ValueError(
+                "Raw 'texts' reached the compiled step. Map "
+                "`model.preprocessor` over your tf.data pipeline, or pass the "
+                "data to `model.fit` directly, which does it for you."
+            )
+        if "token_ids" not in x or "padding_mask" not in x:
+            raise ValueError(
+                "Training batches need 'token_ids' and 'padding_mask'. "
+                f"Received keys: {sorted(x)}"
+            )
+        if "images" not in x and "image_embeddings" not in x:
+            raise ValueError(
+                "Training batches need 'images' or 'image_embeddings'. "
+                f"Received keys: {sorted(x)}"
+            )
+        return x
+
+    def _image_features(self, x, training=False):
+        if "image_embeddings" in x:
+            return ops.cast(x["image_embeddings"], self.compute_dtype)
+        if "images" in x:
+            return self.image_encoder.extract_features(
+                x["images"], training=training
+            )
+        return None
+
+    def _global_loss(self, image_embeddings, text_embeddings):
+        """Local rows against the global batch; updates the metrics."""
+        image_embeddings = self.head.normalize(image_embeddings)
+        text_embeddings = self.head.normalize(text_embeddings)
+        temperature = self.head.temperature
+        context = tf.distribute.get_replica_context()
+        replicas = 1
+        all_images = all_texts = None
+        offset = 0
+        if tf.distribute.has_strategy() and context is not None:
+            replicas = context.num_replicas_in_sync
+            all_images = context.all_gather(image_embeddings, axis=0)
+            all_texts = context.all_gather(text_embeddings, axis=0)
+            local_batch = ops.shape(image_embeddings)[0]
+            offset = context.replica_id_in_sync_group * local_batch
+        loss, image_to_text, text_to_image, labels = contrastive_terms(
+            image_embeddings,
+            text_embeddings,
+            temperature,
+            all_image_embeddings=all_images,
+            all_text_embeddings=all_texts,
+            label_offset=offset,
+        )
+        self.loss_tracker.update_state(loss)
+        self.temperature_tracker.reset_state()
+        self.temperature_tracker.update_state(temperature)
+        self.image_to_text_accuracy.update_state(
+            _top1(image_to_text, labels)
+        )
+        self.text_to_image_accuracy.update_state(
+            _top1(text_to_image, labels)
+        )
+        return loss, float(replicas)
+
+    def _logs(self):
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    # --- Data -------------------------------------------------------------
+
+    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        shuffle = kwargs.pop("shuffle", True)
+        x = self._dataset(x, y, batch_size, shuffle=shuffle, drop=True)
+        validation_data = kwargs.pop("validation_data", None)
+        if validation_data is not None:
+            validation_data = self._dataset(
+                validation_data,
+                None,
+                kwargs.pop("validation_batch_size", None) or batch_size,
+            )
+        return super().fit(
+            x, validation_data=validation_data, shuffle=False, **kwargs
+        )
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        x = self._dataset(x, y, batch_size, drop=True)
+        return super().evaluate(x, **kwargs)
+
+    def predict(self, x=None, batch_size=None, **kwargs):
+        x = self._dataset(x, None, batch_size)
+        return super().predict(x, **kwargs)
+
+    def _dataset(self, x, y, batch_size, shuffle=False, drop=False):
+        """Raw examples -> a batched, preprocessed `tf.data.Dataset`."""
+        if y is not None:
+            raise ValueError(
+                "LiTModel is self-supervised: pass pairs in `x` as "
+                "{'images', 'texts'} and leave `y` empty. "
+                f"Received: y of type {type(y).__name__}"
+            )
+        if isinstance(x, tf.data.Dataset):
+            if batch_size is not None:
+                raise ValueError(
+                    "Batch your tf.data.Dataset yourself; `batch_size` only "
+                    f"applies to in-memory data. Received: batch_size="
+                    f"{batch_size}"
+                )
+            return x.map(
+                self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE
+            ).prefetch(tf.data.AUTOTUNE)
+        if isinstance(x, tf.distribute.DistributedDataset):
+            return x
+        sizes = validate_examples(x)
+        size = next(iter(sizes.values()))
+        batch_size = batch_size or 32
+        x = {k: list(v) if k == "texts" else v for k, v in x.items()}
+        dataset = tf.data.Dataset.from_tensor_slices(x)
+        if shuffle:
+            dataset = dataset.shuffle(size, reshuffle_each_iteration=True)
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        drop_remainder = drop and replicas > 1 and size >= batch_size
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        return dataset.map(
+            self.preprocessor, num_parallel_calls=tf.data.AUTOTUNE
+        ).prefetch(tf.data.AUTOTUNE)
+
+    # --- Serialization ----------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_encoder": keras.layers.serialize(self.image_encoder),
+                "text_encoder": keras.layers.serialize(self.text_encoder),
+                "temperature_init": self.temperature_init,
+                "max_temperature": self.max_temperature,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("image_encoder", "text_encoder"):
+            config[key] = keras.layers.deserialize(config[key])
+        return cls(**config)
+
+
+def _top1(logits, labels):
+    predictions = ops.cast(ops.argmax(logits, axis=-1), "int32")
+    return ops.cast(ops.equal(predictions, labels), "float32")
