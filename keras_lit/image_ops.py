@@ -13,10 +13,12 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 
 def image_header_size(image_bytes):
-    """`(height, width)` read from a PNG, JPEG, GIF or BMP header, or (-1, -1).
+    """`(height, width)` read from a PNG, JPEG, GIF, BMP or WebP header.
 
     Reads a few header bytes only; never decodes pixels. Returns int64
     scalars; `(-1, -1)` when the format is unknown or the header is too short.
+    WebP covers the lossy (`VP8 `), lossless (`VP8L`) and extended (`VP8X`)
+    layouts; JPEG sizes come from `tf.io.extract_jpeg_shape`.
     """
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     length = tf.strings.length(image_bytes)
@@ -63,12 +65,48 @@ def image_header_size(image_bytes):
 
         return sizes()
 
+    def webp():
+        chunk = tf.strings.substr(image_bytes, 12, 4)
+
+        def lossy():
+            # Frame header after the 3-byte tag and the 9d 01 2a start code:
+            # 14-bit width and height, little-endian.
+            return (le(28, 2) % 16384, le(26, 2) % 16384)
+
+        def lossless():
+            # 0x2f signature, then width-1 and height-1 packed in 14 bits.
+            bits = le(21, 4)
+            return ((bits // 16384) % 16384 + 1, bits % 16384 + 1)
+
+        def extended():
+            # Canvas width-1 and height-1, 24 bits each, little-endian.
+            return (le(27, 3) + 1, le(24, 3) + 1)
+
+        return tf.case(
+            [
+                (tf.equal(chunk, b"VP8 ") & (length >= 30), lossy),
+                (tf.equal(chunk, b"VP8L") & (length >= 25), lossless),
+                (tf.equal(chunk, b"VP8X") & (length >= 30), extended),
+            ],
+            default=lambda: unknown,
+            exclusive=False,
+        )
+
     is_png = tf.equal(magic, b"\x89PNG")
     is_gif = tf.equal(tf.strings.substr(image_bytes, 0, 3), b"GIF")
     is_bmp = tf.equal(tf.strings.substr(image_bytes, 0, 2), b"BM")
     is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 2), b"\xff\xd8")
+    # `substr` refuses a start beyond the end, hence the clamp.
+    form_type = tf.strings.substr(image_bytes, tf.minimum(length, 8), 4)
+    is_webp = tf.equal(magic, b"RIFF") & tf.equal(form_type, b"WEBP")
     return tf.case(
-        [(is_png, png), (is_gif, gif), (is_bmp, bmp), (is_jpeg, jpeg)],
+        [
+            (is_png, png),
+            (is_gif, gif),
+            (is_bmp, bmp),
+            (is_jpeg, jpeg),
+            (is_webp, webp),
+        ],
         default=lambda: unknown,
         exclusive=False,
     )

@@ -115,14 +115,15 @@ class ContrastiveLoss(keras.losses.Loss):
 
     `y_pred` is the `[B, B]` matrix `t * image_embeddings @ text_embeddings.T`
     of one batch; the matching pairs are on the diagonal, so `y_true` is
-    ignored (pass `None` or `ops.arange(B)`). `LiTModel` uses the functional
+    ignored (pass `ops.arange(B)`). `LiTModel` uses the functional
     form `contrastive_loss` directly, so that it can score local rows against
     the global batch under a distribution strategy.
 
     Example:
     >>> import numpy as np
     >>> loss = ContrastiveLoss()
-    >>> round(float(loss(None, np.zeros((4, 4), "float32"))), 4)
+    >>> logits = np.zeros((4, 4), "float32")
+    >>> round(float(loss(np.arange(4), logits)), 4)
     1.3863
     """
 

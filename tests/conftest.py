@@ -45,7 +45,7 @@ def _seed():
 def vocabulary():
     from keras_lit.layers import build_word_piece_vocabulary
 
-    return build_word_piece_vocabulary(CAPTIONS * 4, vocabulary_size=60)
+    return build_word_piece_vocabulary(CAPTIONS * 20, vocabulary_size=200)
 
 
 def make_resnet_backbone(image_size=32):

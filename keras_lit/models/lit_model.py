@@ -1,8 +1,13 @@
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_lit.distribute import is_multi_worker
+from keras_lit.distribute import per_replica_batch_size
+from keras_lit.distribute import replica_context
 from keras_lit.layers.contrastive_head import ContrastiveHead
 from keras_lit.layers.locked_image_encoder import LockedImageEncoder
 from keras_lit.layers.text_encoder import TextEncoder
@@ -197,20 +202,18 @@ class LiTModel(keras.Model):
                 features = image_features
             image_embeddings = self.image_encoder.project(features)
             text_embeddings = self.text_encoder(x, training=True)
-            loss, replicas = self._global_loss(
+            # This replica's share of the global mean loss (see
+            # `_global_loss`): the optimizer sums the shares' gradients.
+            objective, replicas = self._global_loss(
                 image_embeddings, text_embeddings
             )
-            # Each replica's gradients are summed by the optimizer, and the
-            # all-gather passes gradients back to the replica that produced
-            # the rows (a SUM). Scaling the local loss by 1/replicas makes the
-            # summed update equal the gradient of the global mean loss.
-            objective = loss / replicas
             if self.losses:
                 objective = objective + ops.sum(self.losses) / replicas
             if hasattr(self.optimizer, "scale_loss"):
                 objective = self.optimizer.scale_loss(objective)
         variables = self.trainable_variables
         gradients = tape.gradient(objective, variables)
+        gradients = self._clip_global_gradients(gradients, replicas)
         self.optimizer.apply(gradients, variables)
         return self._logs()
 
@@ -256,41 +259,162 @@ class LiTModel(keras.Model):
         return None
 
     def _global_loss(self, image_embeddings, text_embeddings):
-        """Local rows against the global batch; updates the metrics."""
+        """This replica's share of the global-batch loss; updates metrics.
+
+        Under a strategy, each replica scores its `b` local rows against the
+        all-gathered `G` rows of the other modality, with labels offset by
+        the rows of the replicas before it: memory per replica is `b x G`,
+        never `G x G`. The all-gather sends each replica the gradients of
+        its own rows from every replica (a SUM), and the optimizer sums the
+        replicas' gradients. Scaling the local mean loss by `b / G` (`1 /
+        replicas` for even batches) therefore makes the summed update the
+        gradient of the global mean loss, as one device would compute it,
+        also for an uneven last batch. The metrics are summed over replicas,
+        so every replica reports the global values.
+
+        Returns:
+            `(objective, replicas)`: the scaled loss to differentiate and
+            the number of replicas in sync.
+        """
         image_embeddings = self.head.normalize(image_embeddings)
         text_embeddings = self.head.normalize(text_embeddings)
         temperature = self.head.temperature
-        context = tf.distribute.get_replica_context()
-        replicas = 1
-        all_images = all_texts = None
-        offset = 0
-        if tf.distribute.has_strategy() and context is not None:
-            replicas = context.num_replicas_in_sync
-            all_images = context.all_gather(image_embeddings, axis=0)
-            all_texts = context.all_gather(text_embeddings, axis=0)
-            local_batch = ops.shape(image_embeddings)[0]
-            offset = context.replica_id_in_sync_group * local_batch
+        context = replica_context()
+        if context is None:
+            loss, image_to_text, text_to_image, labels = contrastive_terms(
+                image_embeddings, text_embeddings, temperature
+            )
+            stats = _batch_stats(loss, image_to_text, text_to_image, labels)
+            self._update_metrics(stats, temperature)
+            return loss, 1
+        all_images = context.all_gather(image_embeddings, axis=0)
+        all_texts = context.all_gather(text_embeddings, axis=0)
         loss, image_to_text, text_to_image, labels = contrastive_terms(
             image_embeddings,
             text_embeddings,
             temperature,
             all_image_embeddings=all_images,
             all_text_embeddings=all_texts,
-            label_offset=offset,
+            label_offset=_row_offset(context, image_embeddings),
         )
-        self.loss_tracker.update_state(loss)
+        local_batch = ops.cast(ops.shape(image_embeddings)[0], "float32")
+        global_batch = ops.cast(ops.shape(all_images)[0], "float32")
+        # A replica can get no rows of a partial last batch (mean of nothing
+        # is NaN); its share of the loss is then 0.
+        loss = ops.where(local_batch > 0, loss, 0.0)
+        stats = _batch_stats(loss, image_to_text, text_to_image, labels)
+        stats = context.all_reduce("SUM", tf.stop_gradient(stats))
+        self._update_metrics(stats, temperature)
+        return loss * (local_batch / global_batch), (
+            context.num_replicas_in_sync
+        )
+
+    def _update_metrics(self, stats, temperature):
+        """`stats` = `[sum of losses, correct i->t, correct t->i, rows]`."""
+        rows = stats[3]
+        self.loss_tracker.update_state(stats[0] / rows, sample_weight=rows)
         self.temperature_tracker.reset_state()
         self.temperature_tracker.update_state(temperature)
         self.image_to_text_accuracy.update_state(
-            _top1(image_to_text, labels)
+            stats[1] / rows, sample_weight=rows
         )
         self.text_to_image_accuracy.update_state(
-            _top1(text_to_image, labels)
+            stats[2] / rows, sample_weight=rows
         )
-        return loss, float(replicas)
+
+    def _clip_global_gradients(self, gradients, replicas):
+        """Clips the global gradient, not each replica's part of it.
+
+        Keras optimizers clip before they sum gradients over replicas, so
+        under a strategy `global_clipnorm` (on by default) would bound each
+        replica's partial gradient and N replicas would not match one
+        device. Sum here instead, clip with the optimizer's own settings,
+        and hand each replica `1 / replicas` of the result: the optimizer's
+        sum rebuilds the clipped global gradient, and its own clipping is
+        then a no-op. This costs one more gradient all-reduce per step, only
+        with several replicas and clipping on.
+        """
+        optimizer = self.optimizer
+        scale = 1.0
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            scale = optimizer.dynamic_scale
+            optimizer = optimizer.inner_optimizer
+        if optimizer.loss_scale_factor is not None:
+            scale = scale * optimizer.loss_scale_factor
+        clips = (optimizer.clipnorm, optimizer.global_clipnorm)
+        clipping = any(clips) or optimizer.clipvalue
+        context = replica_context()
+        if replicas == 1 or context is None or not clipping:
+            return gradients
+        present = [i for i, g in enumerate(gradients) if g is not None]
+        summed = context.all_reduce(
+            "SUM", [tf.convert_to_tensor(gradients[i]) for i in present]
+        )
+        clipped = optimizer._clip_gradients([g / scale for g in summed])
+        gradients = list(gradients)
+        for i, gradient in zip(present, clipped):
+            gradients[i] = gradient * (scale / replicas)
+        return gradients
 
     def _logs(self):
-        return {metric.name: metric.result() for metric in self.metrics}
+        logs = {metric.name: metric.result() for metric in self.metrics}
+        if is_multi_worker(self.distribute_strategy):
+            # Keras 3.15 reduces logs over workers with `axis=0`, which
+            # fails for scalars ("Invalid reduction dimension 0 for input
+            # with 0 dimensions", keras-team/keras#20329).
+            logs = {name: ops.reshape(v, [1]) for name, v in logs.items()}
+        return logs
+
+    # --- Distribution -----------------------------------------------------
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # `fit`/`evaluate` call this to build state from a first batch.
+        # Under MultiWorkerMirroredStrategy Keras 3.15 fails there
+        # ("Attempt to convert a value (PerReplica...)",
+        # keras-team/keras#20585). LiTModel builds its layers in `__init__`,
+        # so only the optimizer can be left, and it needs no data.
+        if iterator is not None:
+            self._check_global_batch(iterator)
+        compile_metrics = getattr(self, "_compile_metrics", None)
+        if not all(layer.built for layer in self._flatten_layers()) or (
+            compile_metrics is not None and not compile_metrics.built
+        ):
+            return super()._maybe_symbolic_build(
+                iterator=iterator, data_batch=data_batch
+            )
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+
+    def _check_global_batch(self, iterator):
+        """Raises if a static global batch does not divide by replicas."""
+        strategy = self.distribute_strategy
+        adapter = getattr(iterator, "data_adapter", None)
+        if strategy.num_replicas_in_sync == 1 or adapter is None:
+            return
+        dataset = adapter.get_tf_dataset()
+        if not isinstance(dataset, tf.data.Dataset):
+            return
+        specs = tf.nest.flatten(dataset.element_spec)
+        batch = specs[0].shape[0] if specs and specs[0].shape.rank else None
+        if batch is not None:
+            per_replica_batch_size(int(batch), strategy)
+
+    def make_train_function(self, force=False):
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=force)
+        if is_multi_worker(self.distribute_strategy):
+            self.train_function = _explain_worker_failures(self.train_function)
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        if self.test_function is not None and not force:
+            return self.test_function
+        super().make_test_function(force=force)
+        if is_multi_worker(self.distribute_strategy):
+            self.test_function = _explain_worker_failures(self.test_function)
+        return self.test_function
 
     # --- Data -------------------------------------------------------------
 
@@ -371,7 +495,102 @@ class LiTModel(keras.Model):
             config[key] = keras.layers.deserialize(config[key])
         return cls(**config)
 
+    def save_to_preset(self, preset_dir):
+        """Saves the model as a KerasHub-style preset directory.
+
+        Writes `config.json` (the model config, both towers included),
+        `model.weights.h5`, the tokenizer (`tokenizer.json` and its
+        vocabulary under `assets/tokenizer/`) and `metadata.json` (versions
+        of keras_lit, Keras, KerasHub and TensorFlow, parameter count). The
+        optimizer state is not saved; use `model.save("x.keras")` to resume
+        training. Upload the directory with `keras_hub.upload_preset(uri,
+        preset_dir)` and load it back with `LiTModel.from_preset(uri)`.
+
+        Args:
+            preset_dir: path of the directory to write (created if missing).
+        """
+        from keras_lit.layers.preset_loading import save_model_preset
+
+        return save_model_preset(self, preset_dir)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """A LiT model from a saved preset, or new from a recommended pair.
+
+        Args:
+            preset: a directory written by `save_to_preset`, or its
+                `kaggle://`/`hf://` handle once uploaded; or the name of a
+                recommended pair (`keras_lit.presets.list_presets()`), which
+                builds an untrained LiT model from both pretrained towers
+                (the text tower projects to the image embedding width).
+            load_weights: bool. `False` keeps random weights. Defaults to
+                `True`.
+            **kwargs: `LiTModel` arguments (`temperature_init`, ...); only
+                for a recommended pair.
+
+        Example:
+        >>> model.save_to_preset("my_lit")  # doctest: +SKIP
+        >>> restored = LiTModel.from_preset("my_lit")  # doctest: +SKIP
+        >>> fresh = LiTModel.from_preset("dinov2_bert")  # doctest: +SKIP
+        """
+        from keras_lit.layers.preset_loading import load_lit_model
+
+        return load_lit_model(
+            preset, cls=cls, load_weights=load_weights, **kwargs
+        )
+
 
 def _top1(logits, labels):
     predictions = ops.cast(ops.argmax(logits, axis=-1), "int32")
     return ops.cast(ops.equal(predictions, labels), "float32")
+
+
+def _batch_stats(loss, image_to_text, text_to_image, labels):
+    """`[sum of losses, correct i->t, correct t->i, rows]` (float32)."""
+    rows = ops.cast(ops.shape(labels)[0], "float32")
+    return ops.stack(
+        [
+            loss * rows,
+            ops.sum(_top1(image_to_text, labels)),
+            ops.sum(_top1(text_to_image, labels)),
+            rows,
+        ]
+    )
+
+
+def _row_offset(context, embeddings):
+    """Row of the global batch where this replica's rows start."""
+    replica_id = context.replica_id_in_sync_group
+    local_batch = embeddings.shape[0]
+    if local_batch is not None:
+        # Static shapes (drop_remainder=True): every replica has `b` rows.
+        return replica_id * local_batch
+    # An uneven (partial) batch: add up the rows of the replicas before.
+    sizes = context.all_gather(tf.shape(embeddings)[:1], axis=0)
+    return tf.reduce_sum(sizes[:replica_id])
+
+
+def _explain_worker_failures(function):
+    """Re-raises a lost-peer collective error with what to do about it."""
+
+    @functools.wraps(function)
+    def wrapper(iterator):
+        try:
+            return function(iterator)
+        except (
+            tf.errors.UnavailableError,
+            tf.errors.DeadlineExceededError,
+        ) as error:
+            cause = str(error).strip().splitlines()[0]
+            raise type(error)(
+                error.node_def,
+                error.op,
+                "Another worker of this multi-worker run failed or became "
+                "unreachable, so this worker stopped training. Restart every "
+                "worker with the same TF_CONFIG; with "
+                "keras.callbacks.BackupAndRestore (one backup_dir per "
+                "worker) training resumes from the last backup. Cause: "
+                f"{cause}",
+            ) from error
+
+    return wrapper

@@ -1,0 +1,120 @@
+import numpy as np
+
+from keras_lit.callbacks.evaluation_callback import EvaluationCallback
+from keras_lit.callbacks.evaluation_callback import LiTEncodingCache
+from keras_lit.zero_shot.datasets import check_dataset
+from keras_lit.zero_shot.datasets import retrieval_batches
+from keras_lit.zero_shot.evaluation import DEFAULT_RECALL_KS
+from keras_lit.zero_shot.evaluation import evaluate_retrieval
+from keras_lit.zero_shot.evaluation import retrieval_metrics
+from keras_lit.zero_shot.evaluation import retrieval_ranks
+
+
+class RetrievalEvaluation(EvaluationCallback):
+    """Image <-> text Recall@k during `fit`, into History and TensorBoard.
+
+    Computes what `keras_lit.zero_shot.evaluate_retrieval` computes (several
+    captions per image, pessimistic ties), caching the tokenised captions
+    and, while the image tower is locked, the images' backbone features.
+
+    Logged keys (with the default prefix): `"retrieval_image_to_text_
+    recall_at_1"` (and `_5`, `_10`), `"retrieval_image_to_text_mean_rank"`,
+    `"retrieval_image_to_text_median_rank"`, the same for
+    `"text_to_image"`. Counts are in `self.results`.
+
+    Args:
+        dataset: `{"images", "texts"}` arrays or a `tf.data.Dataset`, one
+            image with one or several captions per example.
+        every_n_epochs: optional int. Defaults to `1`.
+        every_n_steps: optional int. Evaluate every N optimizer steps.
+        ks: tuple of ints. Defaults to `(1, 5, 10)`.
+        batch_size: int. Defaults to `64`.
+        image_key, text_key: dataset keys.
+        prefix: str. Defaults to `"retrieval"`.
+        log_dir: optional TensorBoard directory of its own.
+        verbose: int.
+
+    Example:
+    >>> callback = RetrievalEvaluation(
+    ...     {"images": images, "texts": captions_per_image}, every_n_steps=50)
+    >>> model.fit(data, epochs=3, callbacks=[callback])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        dataset,
+        every_n_epochs=1,
+        every_n_steps=None,
+        ks=DEFAULT_RECALL_KS,
+        batch_size=64,
+        image_key="images",
+        text_key="texts",
+        prefix="retrieval",
+        log_dir=None,
+        verbose=0,
+    ):
+        super().__init__(
+            every_n_epochs=every_n_epochs,
+            every_n_steps=every_n_steps,
+            prefix=prefix,
+            log_dir=log_dir,
+            verbose=verbose,
+        )
+        check_dataset(dataset, image_key, text_key, "retrieval")
+        self.dataset = dataset
+        self.ks = tuple(ks)
+        self.batch_size = batch_size
+        self.image_key = image_key
+        self.text_key = text_key
+        self._cache = None
+        self._tokens = None
+        self._owners = None
+        self._features = None
+
+    def evaluate(self):
+        model = self.model
+        if not LiTEncodingCache.supports(model):
+            return evaluate_retrieval(
+                model,
+                self.dataset,
+                batch_size=self.batch_size,
+                ks=self.ks,
+                image_key=self.image_key,
+                text_key=self.text_key,
+            )
+        if self._cache is None or self._cache.model is not model:
+            self._cache = LiTEncodingCache(model, self.batch_size)
+            self._tokens = self._features = None
+        cache = self._cache
+        features = self._features
+        if features is None or self._tokens is None:
+            features, captions, owners = self._read()
+            if self._tokens is None:
+                self._tokens = cache.tokenize(captions)
+                self._owners = owners
+            if cache.image_tower_locked:
+                self._features = features
+        text_embeddings = np.concatenate(
+            list(cache.embed_tokens_in_chunks(self._tokens))
+        )
+        image_embeddings = cache.embed_image_features(features)
+        ranks = retrieval_ranks(image_embeddings, text_embeddings, self._owners)
+        return retrieval_metrics(*ranks, ks=self.ks)
+
+    def _read(self):
+        features, captions, owners = [], [], []
+        offset = 0
+        for key, images, caption_lists in retrieval_batches(
+            self.dataset, self.batch_size, self.image_key, self.text_key
+        ):
+            features.append(self._cache.image_features(key, images))
+            for index, texts in enumerate(caption_lists):
+                captions.extend(texts)
+                owners.extend([offset + index] * len(texts))
+            offset += len(images)
+        if not captions:
+            raise ValueError(
+                "The retrieval evaluation dataset has no captions under "
+                f"'{self.text_key}'."
+            )
+        return np.concatenate(features), captions, np.asarray(owners)

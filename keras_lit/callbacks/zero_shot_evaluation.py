@@ -1,0 +1,133 @@
+import numpy as np
+
+from keras_lit.callbacks.evaluation_callback import EvaluationCallback
+from keras_lit.callbacks.evaluation_callback import LiTEncodingCache
+from keras_lit.zero_shot.datasets import check_dataset
+from keras_lit.zero_shot.datasets import classification_batches
+from keras_lit.zero_shot.evaluation import classification_metrics
+from keras_lit.zero_shot.evaluation import classification_ranks
+from keras_lit.zero_shot.evaluation import evaluate_zero_shot
+from keras_lit.zero_shot.prompts import resolve_templates
+from keras_lit.zero_shot.weights import average_prompt_embeddings
+from keras_lit.zero_shot.weights import format_prompts
+from keras_lit.zero_shot.weights import l2_normalize
+from keras_lit.zero_shot.weights import validate_templates
+
+
+class ZeroShotEvaluation(EvaluationCallback):
+    """Zero-shot accuracy during `fit`, into History and TensorBoard.
+
+    Computes what `keras_lit.zero_shot.evaluate_zero_shot` computes, but
+    caches across runs: the prompts are tokenised once, and while the image
+    tower is locked the images go through the backbone once (later runs
+    only apply the image head, if any, to the cached features). The class
+    weights are rebuilt on every run, because the text tower trains.
+
+    Logged keys (with the default prefix): `"zero_shot_top1_accuracy"`,
+    `"zero_shot_top5_accuracy"` and `"zero_shot_mean_per_class_accuracy"`.
+    Per-class accuracy and counts are in `self.results`.
+
+    Args:
+        dataset: `{"images", "labels"}` arrays or a `tf.data.Dataset` (see
+            `evaluate_zero_shot`).
+        class_names: list of class names, in label order.
+        templates: templates containing `{}` or a prompt-set name.
+            Defaults to `"clip_best_7"`.
+        every_n_epochs: optional int. Defaults to `1`.
+        every_n_steps: optional int. Evaluate every N optimizer steps.
+        top_k: tuple of ints. Defaults to `(1, 5)`.
+        batch_size: int. Defaults to `64`.
+        image_key, label_key: dataset keys.
+        prefix: str. Defaults to `"zero_shot"`.
+        log_dir: optional TensorBoard directory of its own.
+        verbose: int.
+
+    Example:
+    >>> callback = ZeroShotEvaluation(
+    ...     {"images": images, "labels": labels}, ["cat", "dog"],
+    ...     templates=["a photo of a {}."], log_dir="logs/zero_shot")
+    >>> history = model.fit(data, epochs=3,
+    ...     callbacks=[callback, keras.callbacks.TensorBoard("logs")])
+    >>> history.history["zero_shot_top1_accuracy"]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        dataset,
+        class_names,
+        templates=None,
+        every_n_epochs=1,
+        every_n_steps=None,
+        top_k=(1, 5),
+        batch_size=64,
+        image_key="images",
+        label_key="labels",
+        prefix="zero_shot",
+        log_dir=None,
+        verbose=0,
+    ):
+        super().__init__(
+            every_n_epochs=every_n_epochs,
+            every_n_steps=every_n_steps,
+            prefix=prefix,
+            log_dir=log_dir,
+            verbose=verbose,
+        )
+        self.templates = validate_templates(resolve_templates(templates))
+        self.prompts = format_prompts(class_names, self.templates)
+        self.class_names = list(class_names)
+        check_dataset(dataset, image_key, label_key, "classification")
+        self.dataset = dataset
+        self.top_k = tuple(top_k)
+        self.batch_size = batch_size
+        self.image_key = image_key
+        self.label_key = label_key
+        self._cache = None
+        self._tokens = None
+        self._features = None
+        self._labels = None
+
+    def evaluate(self):
+        model = self.model
+        if not LiTEncodingCache.supports(model):
+            return evaluate_zero_shot(
+                model,
+                self.dataset,
+                self.class_names,
+                self.templates,
+                batch_size=self.batch_size,
+                top_k=self.top_k,
+                image_key=self.image_key,
+                label_key=self.label_key,
+                verbose=0,
+            )
+        if self._cache is None or self._cache.model is not model:
+            self._cache = LiTEncodingCache(model, self.batch_size)
+            self._tokens = self._cache.tokenize(self.prompts)
+            self._features = None
+        cache = self._cache
+        class_weights = average_prompt_embeddings(
+            cache.embed_tokens_in_chunks(self._tokens), len(self.templates)
+        )
+        features, labels = self._features, self._labels
+        if features is None:
+            features, labels = self._read_features()
+            if cache.image_tower_locked:
+                self._features, self._labels = features, labels
+        image_embeddings = cache.embed_image_features(features)
+        scores = l2_normalize(image_embeddings) @ class_weights.T
+        ranks = classification_ranks(scores, labels)
+        return classification_metrics(
+            ranks, labels, len(self.class_names), self.top_k
+        )
+
+    def _read_features(self):
+        features, labels = [], []
+        for key, images, batch_labels in classification_batches(
+            self.dataset, self.batch_size, self.image_key, self.label_key
+        ):
+            features.append(self._cache.image_features(key, images))
+            labels.append(batch_labels)
+        if not features:
+            raise ValueError("The zero-shot evaluation dataset is empty.")
+        return np.concatenate(features), np.concatenate(labels)

@@ -1,0 +1,330 @@
+"""The image-text pipeline shared by every `keras_lit.data` reader.
+
+A reader describes its data as *units* (a TFRecord file, or the whole CSV /
+folder / tfds split) and two functions: `read_unit(unit, unit_seed)` gives
+the unit's raw payloads, and `load(payload)` turns one payload into
+`(image_bytes, captions)`. This module does the rest, in pure `tf.data`:
+
+1. Each unit gets a per-pass seed from a seeded `tf.random.Generator`, drawn
+   in a sequential map, so runs with the same `seed` are identical and each
+   epoch still draws new crops and captions. Per-example seeds are folded in
+   from the unit seed and the example's index, so parallel decoding stays
+   deterministic.
+2. Each unit's payloads are enumerated, an end-of-unit sentinel is appended,
+   and a parallel, ordered map checks the header (empty, over the pixel
+   limit, no caption) and decodes, augments, resizes and crops what passes.
+   Anything that raises (corrupt or truncated bytes, unknown format, a
+   missing file, an unparsable record) is dropped by `ignore_errors`.
+3. A sequential `scan` sees the surviving indices: a gap between two
+   consecutive indices is the number of examples `ignore_errors` dropped.
+   It adds those and the header statuses to a `SkippedImages` counter (a
+   `tf.Variable`), and the sentinel flushes the gap at the end of the unit.
+
+Decoding lives inside the per-unit function, so the outer graph is a plain
+file list -> interleave: `tf.distribute` FILE auto-sharding still finds the
+file source (it cannot see through `ignore_errors` or a second source).
+"""
+
+import tensorflow as tf
+
+from keras_lit.data.augment import inception_crop
+from keras_lit.data.skipped_images import SkippedImages
+from keras_lit.image_ops import DEFAULT_MAX_PIXELS
+from keras_lit.image_ops import decode_image
+from keras_lit.image_ops import image_header_size
+from keras_lit.image_ops import resize_and_crop
+
+CAPTION_MODES = ("random", "first", "all")
+AUGMENTATIONS = ("inception_crop",)
+OK, SENTINEL, EMPTY, TOO_LARGE, NO_CAPTION = range(5)
+# Random ops under these scopes pick seeds and captions, not image content:
+# `keras_lit.precompute` ignores them when it looks for augmentation.
+SEED_SCOPE = "keras_lit_seed"
+AUGMENT_SCOPE = "keras_lit_augment"
+DATA = tf.data.experimental.AutoShardPolicy.DATA
+FILE = tf.data.experimental.AutoShardPolicy.FILE
+
+
+def validate_options(
+    image_size,
+    batch_size=None,
+    caption="random",
+    augment=None,
+    max_pixels=DEFAULT_MAX_PIXELS,
+    shuffle_buffer_size=1000,
+):
+    """Checks the reader options shared by all readers; returns image_size.
+
+    Raises a `ValueError` naming the argument and the received value.
+    """
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    try:
+        image_size = tuple(int(v) for v in image_size)
+    except (TypeError, ValueError):
+        image_size = None
+    if image_size is None or len(image_size) != 2 or min(image_size) < 1:
+        raise ValueError(
+            "`image_size` must be `(height, width)` with positive ints, "
+            "e.g. `model.image_encoder.image_size`. "
+            f"Received: image_size={image_size!r}"
+        )
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(
+            "`batch_size` must be a positive int or None (unbatched). "
+            f"Received: batch_size={batch_size!r}"
+        )
+    if caption not in CAPTION_MODES:
+        raise ValueError(
+            f"`caption` must be one of {', '.join(map(repr, CAPTION_MODES))}"
+            f". Received: caption={caption!r}"
+        )
+    if augment is not None and augment not in AUGMENTATIONS:
+        if not callable(augment):
+            raise ValueError(
+                "`augment` must be None, 'inception_crop' or a callable "
+                "`augment(image, seed) -> image`. "
+                f"Received: augment={augment!r}"
+            )
+    if not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(
+            "`max_pixels` must be a positive int. "
+            f"Received: max_pixels={max_pixels!r}"
+        )
+    if not isinstance(shuffle_buffer_size, int) or shuffle_buffer_size < 1:
+        raise ValueError(
+            "`shuffle_buffer_size` must be a positive int. "
+            f"Received: shuffle_buffer_size={shuffle_buffer_size!r}"
+        )
+    return image_size
+
+
+def image_text_dataset(
+    units,
+    read_unit,
+    load,
+    image_size,
+    batch_size=None,
+    shuffle=True,
+    seed=None,
+    augment=None,
+    caption="random",
+    max_pixels=DEFAULT_MAX_PIXELS,
+    shuffle_buffer_size=1000,
+    shuffle_decoded=True,
+    drop_remainder=True,
+    skipped_images=None,
+    num_parallel_calls=tf.data.AUTOTUNE,
+    cycle_length=1,
+    auto_shard_policy=DATA,
+):
+    """Builds the pipeline (see the module docstring).
+
+    Args:
+        units: a `tf.data.Dataset` of unit descriptors (e.g. file names).
+        read_unit: `read_unit(unit, unit_seed) -> tf.data.Dataset` of
+            payloads (a string or a dict of tensors, never a tuple).
+        load: `load(payload) -> (image_bytes, captions)`, TF ops that may
+            raise on bad data.
+        shuffle_decoded: shuffle decoded examples with a buffer (readers
+            that shuffle payloads themselves pass False).
+        cycle_length: units decoded in parallel. 1 keeps the units' order.
+        Other arguments: see the readers.
+
+    Returns:
+        A `tf.data.Dataset` of `{"images": uint8 [H, W, 3], "texts": string}`
+        (batched if `batch_size`), with attributes `skipped_images` and
+        `image_size`.
+    """
+    image_size = validate_options(
+        image_size,
+        batch_size,
+        caption,
+        augment,
+        max_pixels,
+        shuffle_buffer_size,
+    )
+    skipped_images = skipped_images or SkippedImages()
+    if not isinstance(skipped_images, SkippedImages):
+        raise ValueError(
+            "`skipped_images` must be a keras_lit.data.SkippedImages. "
+            f"Received: {type(skipped_images).__name__}"
+        )
+    needs_seeds = shuffle or augment is not None or caption == "random"
+    generator = None
+    if needs_seeds:
+        generator = (
+            tf.random.Generator.from_non_deterministic_state()
+            if seed is None
+            else tf.random.Generator.from_seed(seed)
+        )
+
+    def with_seed(unit):
+        with tf.name_scope(SEED_SCOPE):
+            if generator is None:
+                return unit, tf.zeros([2], tf.int64)
+            return unit, generator.make_seeds(1)[:, 0]
+
+    decode = _decoder(image_size, load, augment, caption, max_pixels)
+
+    def unit_examples(unit, unit_seed):
+        payloads = read_unit(unit, unit_seed)
+        return _decode_and_count(
+            payloads, unit_seed, decode, skipped_images, num_parallel_calls
+        )
+
+    if shuffle and cycle_length > 1:
+        units = units.shuffle(
+            units.cardinality(), seed=seed, reshuffle_each_iteration=True
+        )
+    units = units.map(with_seed)
+    if cycle_length > 1:
+        dataset = units.interleave(
+            unit_examples,
+            cycle_length=cycle_length,
+            num_parallel_calls=num_parallel_calls,
+            deterministic=True,
+        )
+    else:
+        dataset = units.flat_map(unit_examples)
+    if shuffle and shuffle_decoded:
+        dataset = dataset.shuffle(
+            shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True
+        )
+    if batch_size is not None:
+        if caption == "all":
+            dataset = dataset.ragged_batch(
+                batch_size, drop_remainder=drop_remainder
+            )
+        else:
+            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = auto_shard_policy
+    dataset = dataset.with_options(options)
+    dataset.skipped_images = skipped_images
+    dataset.image_size = image_size
+    return dataset
+
+
+def _decoder(image_size, load, augment, caption, max_pixels):
+    """`decode(payload, seed) -> (status, image, texts)`; may raise."""
+    placeholder_image = tf.zeros(image_size + (3,), tf.uint8)
+    no_text = tf.zeros([0] if caption == "all" else [], tf.string)
+
+    def process(image_bytes, seed):
+        image = decode_image(image_bytes, max_pixels)
+        if augment == "inception_crop":
+            image = inception_crop(image, image_size, seed)
+        elif augment is not None:
+            with tf.name_scope(AUGMENT_SCOPE):
+                image = augment(image, seed)
+            image = resize_and_crop(image, image_size)
+        else:
+            image = resize_and_crop(image, image_size)
+        image = tf.clip_by_value(tf.round(image), 0.0, 255.0)
+        return tf.reshape(tf.cast(image, tf.uint8), image_size + (3,))
+
+    def select(texts, seed):
+        if caption == "all":
+            return texts
+        if caption == "first":
+            return texts[0]
+        with tf.name_scope(SEED_SCOPE):
+            index = tf.random.stateless_uniform(
+                [], seed, 0, tf.size(texts), dtype=tf.int32
+            )
+        return texts[index]
+
+    def decode(payload, seed):
+        with tf.name_scope(SEED_SCOPE):
+            image_seed = tf.random.experimental.stateless_fold_in(seed, 0)
+            text_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+        image_bytes, texts = load(payload)
+        image_bytes = tf.reshape(tf.convert_to_tensor(image_bytes), [])
+        texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
+        texts = tf.boolean_mask(
+            texts, tf.strings.length(tf.strings.strip(texts)) > 0
+        )
+        height, width = image_header_size(image_bytes)
+        status = tf.where(
+            tf.strings.length(image_bytes) == 0,
+            EMPTY,
+            tf.where(
+                height * width > max_pixels,
+                TOO_LARGE,
+                tf.where(tf.size(texts) == 0, NO_CAPTION, OK),
+            ),
+        )
+        image = tf.cond(
+            status == OK,
+            lambda: process(image_bytes, image_seed),
+            lambda: placeholder_image,
+        )
+        text = tf.cond(
+            status == OK, lambda: select(texts, text_seed), lambda: no_text
+        )
+        return status, image, text
+
+    def placeholder():
+        return tf.constant(SENTINEL), placeholder_image, no_text
+
+    return decode, placeholder
+
+
+def _decode_and_count(payloads, unit_seed, decoder, counter, parallel_calls):
+    decode, placeholder = decoder
+    end = tf.nest.map_structure(
+        lambda spec: tf.zeros([d or 0 for d in spec.shape], spec.dtype),
+        payloads.element_spec,
+    )
+    flagged = payloads.map(lambda payload: (payload, tf.constant(False)))
+    flagged = flagged.concatenate(
+        tf.data.Dataset.from_tensors((end, tf.constant(True)))
+    )
+
+    def decode_indexed(index, item):
+        payload, is_end = item
+        with tf.name_scope(SEED_SCOPE):
+            seed = tf.random.experimental.stateless_fold_in(unit_seed, index)
+        status, image, text = tf.cond(
+            is_end, placeholder, lambda: decode(payload, seed)
+        )
+        return {
+            "index": index,
+            "status": status,
+            "images": image,
+            "texts": text,
+        }
+
+    decoded = flagged.enumerate().map(
+        decode_indexed, num_parallel_calls=parallel_calls, deterministic=True
+    )
+    decoded = decoded.ignore_errors()
+
+    def count(last_index, element):
+        status = element["status"]
+        dropped = element["index"] - last_index - 1
+        deltas = tf.stack(
+            [
+                tf.cast(status == OK, tf.int64),
+                dropped,
+                tf.cast(status == EMPTY, tf.int64),
+                tf.cast(status == TOO_LARGE, tf.int64),
+                tf.cast(status == NO_CAPTION, tf.int64),
+            ]
+        )
+        counter.add(deltas)
+        return element["index"], element
+
+    counted = decoded.scan(tf.constant(-1, tf.int64), count)
+    counted = counted.filter(lambda element: element["status"] == OK)
+    return counted.map(
+        lambda element: {
+            "images": element["images"],
+            "texts": element["texts"],
+        }
+    )

@@ -1,0 +1,133 @@
+"""Reads image-text pairs from sharded TFRecord files."""
+
+import tensorflow as tf
+
+from keras_lit.data.example_format import IMAGE_KEY
+from keras_lit.data.example_format import TEXT_KEY
+from keras_lit.data.example_format import parse_example
+from keras_lit.data.pipeline import FILE
+from keras_lit.data.pipeline import image_text_dataset
+from keras_lit.data.pipeline import validate_options
+from keras_lit.image_ops import DEFAULT_MAX_PIXELS
+
+
+def tfrecord_dataset(
+    file_pattern,
+    image_size,
+    batch_size=None,
+    shuffle=True,
+    seed=None,
+    augment=None,
+    caption="random",
+    max_pixels=DEFAULT_MAX_PIXELS,
+    shuffle_buffer_size=1000,
+    drop_remainder=True,
+    image_key=IMAGE_KEY,
+    text_key=TEXT_KEY,
+    skipped_images=None,
+    num_parallel_calls=tf.data.AUTOTUNE,
+    cycle_length=8,
+):
+    """Image-text pairs from TFRecord shards of `tf.train.Example`s.
+
+    Each example holds encoded image bytes under `image_key` and one or
+    several captions under `text_key` (the layout `keras_lit.data.convert`
+    writes). Images are decoded with a header pixel limit, optionally
+    augmented, then resized and centre-cropped to `image_size`. Corrupt,
+    truncated, empty or oversized images and examples without a caption are
+    skipped and counted in `dataset.skipped_images` (a `SkippedImages`,
+    also a Keras callback that reports the counts after `fit`).
+
+    Files are shuffled, read `cycle_length` at a time and examples shuffled
+    again after decoding; with `shuffle=False` files are read one after the
+    other in sorted order. The dataset uses FILE auto-sharding: under a
+    multi-worker strategy each worker reads its own shards (it needs at
+    least as many shards as workers; otherwise set DATA sharding with
+    `dataset.with_options`).
+
+    Args:
+        file_pattern: a glob pattern, a file name or a list of either.
+        image_size: `(height, width)` of the output images, e.g.
+            `model.image_encoder.image_size`; an int means a square.
+        batch_size: optional int. Batch the output (`None`: unbatched).
+        shuffle: bool. Shuffle files and examples. Defaults to `True`.
+        seed: optional int. Makes shuffling, augmentation and caption
+            sampling reproducible; each epoch still differs.
+        augment: `None`, `"inception_crop"` (random 5-100% crop, the LiT
+            recipe) or a callable `augment(image, seed) -> image` applied to
+            the decoded uint8 image before the resize and crop.
+        caption: `"random"` (a random caption per image each time it is
+            read), `"first"`, or `"all"` (every caption: `[N]` strings,
+            ragged when batched; what `precompute_image_embeddings` wants).
+        max_pixels: int. Images whose header claims more pixels are
+            skipped. Defaults to 50 million.
+        shuffle_buffer_size: int. Decoded examples in the shuffle buffer.
+        drop_remainder: bool. Drop the last partial batch (static shapes).
+        image_key, text_key: feature names in the examples.
+        skipped_images: optional `SkippedImages` to count into (to share one
+            counter between several datasets).
+        num_parallel_calls: parallelism of decoding and of file reading.
+        cycle_length: files read at once when shuffling.
+
+    Returns:
+        A `tf.data.Dataset` of `{"images": uint8 [H, W, 3], "texts":
+        string}` (with a leading batch axis if `batch_size`), with
+        attributes `skipped_images` and `image_size`.
+
+    Example:
+    >>> dataset = keras_lit.data.tfrecord_dataset(  # doctest: +SKIP
+    ...     "pairs/train-*.tfrecord", image_size=(224, 224), batch_size=256,
+    ...     seed=0)
+    >>> model.fit(dataset, callbacks=[dataset.skipped_images])  # +SKIP
+    """
+    validate_options(image_size, batch_size, caption, augment, max_pixels)
+    files = _match_files(file_pattern)
+    if not isinstance(cycle_length, int) or cycle_length < 1:
+        raise ValueError(
+            "`cycle_length` must be a positive int. "
+            f"Received: cycle_length={cycle_length!r}"
+        )
+
+    def read_unit(file_name, unit_seed):
+        return tf.data.TFRecordDataset(file_name)
+
+    def load(record):
+        example = parse_example(record, image_key, text_key)
+        return example["image"], example["texts"]
+
+    cycle = min(cycle_length, len(files)) if shuffle else 1
+    return image_text_dataset(
+        tf.data.Dataset.from_tensor_slices(files),
+        read_unit,
+        load,
+        image_size=image_size,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        augment=augment,
+        caption=caption,
+        max_pixels=max_pixels,
+        shuffle_buffer_size=shuffle_buffer_size,
+        drop_remainder=drop_remainder,
+        skipped_images=skipped_images,
+        num_parallel_calls=num_parallel_calls,
+        cycle_length=max(cycle, 1) if shuffle else 1,
+        auto_shard_policy=FILE,
+    )
+
+
+def _match_files(file_pattern):
+    patterns = file_pattern
+    if isinstance(patterns, (str, bytes)) or hasattr(patterns, "__fspath__"):
+        patterns = [patterns]
+    files = []
+    for pattern in patterns:
+        pattern = str(pattern)
+        matched = tf.io.gfile.glob(pattern)
+        if not matched:
+            raise ValueError(
+                "`file_pattern` must match at least one TFRecord file. "
+                f"Received: file_pattern={pattern!r} (no file matches)"
+            )
+        files.extend(matched)
+    return sorted(set(files))
