@@ -4,6 +4,13 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from keras_lit._quiet import quiet_stderr
+
+with quiet_stderr():
+    import tensorflow as _tf
+
+    _tf.config.list_logical_devices()
+
 from keras_lit import layers
 from keras_lit import losses
 from keras_lit.layers import ContrastiveHead

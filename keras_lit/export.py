@@ -6,12 +6,15 @@ the work in the graph: header checks, decoding, resizing, the backbone's
 normalisation, tokenisation, both towers, L2 normalisation and the zero-shot
 head. No Python runs at serving time.
 
-| signature    | inputs                                      | outputs |
-| ------------ | ------------------------------------------- | ------- |
-| embed_image  | image_bytes string[N]                       | embeddings float32[N, D] |
-| embed_text   | texts string[K]                             | embeddings float32[K, D] |
-| zero_shot    | image_bytes string[N], class_names string[K] | probabilities float32[N, K], top_class string[N], top_index int32[N] |
-| classify     | image_bytes string[N]                       | probabilities float32[N, C], top_classes string[N, k], top_scores float32[N, k], top_indices int32[N, k] |
+Signatures (`N` images, `K` texts or class names, `C` baked classes):
+
+- `embed_image`: `image_bytes` string[N] -> `embeddings` float32[N, D].
+- `embed_text`: `texts` string[K] -> `embeddings` float32[K, D].
+- `zero_shot`: `image_bytes` string[N], `class_names` string[K] ->
+  `probabilities` float32[N, K], `top_class` string[N], `top_index` int32[N].
+- `classify`: `image_bytes` string[N] -> `probabilities` float32[N, C],
+  `top_classes` string[N, k], `top_scores` float32[N, k], `top_indices`
+  int32[N, k].
 
 `classify` exists only when `class_names` are given at export (their
 prompt-ensembled weights are baked in); `serving_default` is `classify` then,
@@ -101,7 +104,9 @@ def export_for_serving(
     Example:
     >>> path = export_for_serving(model, "/models/lit",
     ...                           class_names=["cat", "dog"])  # doctest: +SKIP
-    >>> load(path)["classify"](image_bytes=tf.constant([jpeg]))  # doctest: +SKIP
+    >>> signatures = load(path)  # doctest: +SKIP
+    >>> images = tf.constant([jpeg_bytes])  # doctest: +SKIP
+    >>> signatures["classify"](image_bytes=images)  # doctest: +SKIP
     """
     from keras import export as keras_export
 
@@ -172,9 +177,7 @@ def export_for_serving(
         archive.add_endpoint("classify", graph.classify, [image_spec])
     archive.add_endpoint("embed_image", graph.embed_image, [image_spec])
     archive.add_endpoint("embed_text", graph.embed_text, [text_spec])
-    archive.add_endpoint(
-        "zero_shot", graph.zero_shot, [image_spec, class_spec]
-    )
+    archive.add_endpoint("zero_shot", graph.zero_shot, [image_spec, class_spec])
 
     os.makedirs(export_dir, exist_ok=True)
     temporary = os.path.join(
@@ -183,7 +186,9 @@ def export_for_serving(
     try:
         archive.write_out(temporary, verbose=False)
         metadata = graph.metadata()
-        metadata["signatures"] = _signature_table(temporary)
+        metadata["signatures"], metadata["custom_ops"] = _read_saved_model(
+            temporary
+        )
         extra = os.path.join(temporary, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         with open(os.path.join(extra, METADATA_FILENAME), "w") as file:
@@ -371,8 +376,7 @@ class _ServingGraph:
             check = _require(
                 tf.size(image_bytes) > 0,
                 tf.constant(
-                    "image_bytes: empty batch; send at least one encoded "
-                    "image"
+                    "image_bytes: empty batch; send at least one encoded image"
                 ),
             )
             with tf.control_dependencies([check]):
@@ -390,54 +394,53 @@ class _ServingGraph:
         """One encoded image -> the backbone's `[H, W, 3]` float input."""
         where = tf.strings.format("image_bytes[{}]", index)
         length = tf.strings.length(data)
-        checks = [
-            (
-                lambda: length > 0,
-                lambda: where + ": empty string; expected the bytes of an "
-                f"encoded {IMAGE_FORMATS} image",
-            ),
-        ]
-        image_format = _image_format(data)
-        checks.append(
-            (
-                lambda: tf.not_equal(image_format, ""),
-                lambda: where
+        image_format = []
+
+        def not_empty():
+            return (
+                length > 0,
+                where + ": empty string; expected the bytes of an encoded "
+                f"{IMAGE_FORMATS} image",
+            )
+
+        def known_format():
+            image_format.append(_image_format(data))
+            return (
+                tf.not_equal(image_format[0], ""),
+                where
                 + f": not a {IMAGE_FORMATS} image ("
                 + tf.strings.as_string(length)
                 + " bytes with no known image signature); send the raw "
-                'file bytes, and over REST wrap them as {"b64": ...}',
+                "file bytes (REST clients: base64 in a b64 object)",
             )
-        )
-        checks.append(
-            (
-                lambda: _is_complete(data, image_format),
-                lambda: where
+
+        def complete():
+            return (
+                _is_complete(data, image_format[0]),
+                where
                 + ": truncated "
-                + image_format
+                + image_format[0]
                 + " ("
                 + tf.strings.as_string(length)
                 + " bytes; the end of the file is missing)",
             )
-        )
+
         size = []
 
-        def header_readable():
+        def readable_header():
             size.extend(image_ops.image_header_size(data))
-            return (size[0] > 0) & (size[1] > 0)
-
-        checks.append(
-            (
-                header_readable,
-                lambda: where
+            return (
+                (size[0] > 0) & (size[1] > 0),
+                where
                 + ": unreadable "
-                + image_format
+                + image_format[0]
                 + " header (corrupt or truncated)",
             )
-        )
-        checks.append(
-            (
-                lambda: size[0] * size[1] <= self.max_pixels,
-                lambda: where
+
+        def within_limit():
+            return (
+                size[0] * size[1] <= self.max_pixels,
+                where
                 + tf.strings.format(
                     ": header claims {}x{} pixels, over the limit of "
                     "max_pixels={} set at export; refused before decoding "
@@ -445,9 +448,9 @@ class _ServingGraph:
                     (size[0], size[1], self.max_pixels),
                 ),
             )
-        )
+
         image = _checked(
-            checks,
+            [not_empty, known_format, complete, readable_header, within_limit],
             lambda: tf.io.decode_image(
                 data, channels=3, expand_animations=False
             ),
@@ -465,73 +468,78 @@ class _ServingGraph:
         return encoder.preprocess(image[None])[0]
 
     def _check_texts(self, texts, name, allow_empty_strings):
-        """Asserts on a `[K]` string input; returns it behind the checks."""
+        """Asserts on a `[K]` string input; returns it behind the checks.
+
+        Each check runs only once the previous ones passed, so a 100 kB
+        string is refused on its length before any regex or tokenizer
+        touches it.
+        """
         noun = "text" if name == "texts" else "class name"
-        lengths = tf.strings.length(texts)
-        checks = [
-            (
-                lambda: tf.size(texts) > 0,
-                lambda: tf.constant(
-                    f"{name}: empty batch; send at least one {noun}"
-                    if name == "texts"
-                    else f"{name}: empty list; send at least one {noun}"
-                ),
+        empty_batch = "empty batch" if name == "texts" else "empty list"
+
+        def first(failed):
+            return tf.argmax(tf.cast(failed, tf.int32), output_type=tf.int32)
+
+        def not_empty():
+            return (
+                tf.size(texts) > 0,
+                tf.constant(f"{name}: {empty_batch}; send at least one {noun}"),
             )
-        ]
-        if self.max_text_bytes is not None:
+
+        def short_enough():
+            lengths = tf.strings.length(texts)
             too_long = lengths > self.max_text_bytes
-            first = tf.argmax(tf.cast(too_long, tf.int32), output_type=tf.int32)
-            checks.append(
-                (
-                    lambda: tf.logical_not(tf.reduce_any(too_long)),
-                    lambda: tf.strings.format(
-                        name + "[{}]: {} bytes, over the limit of "
-                        "max_text_bytes={} set at export (only the first {} "
-                        "tokens are used); shorten the " + noun,
-                        (
-                            first,
-                            tf.gather(lengths, first),
-                            self.max_text_bytes,
-                            self.sequence_length,
-                        ),
+            index = first(too_long)
+            return (
+                tf.logical_not(tf.reduce_any(too_long)),
+                tf.strings.format(
+                    name + "[{}]: {} bytes, over the limit of "
+                    "max_text_bytes={} set at export (only the first {} "
+                    "tokens are used); shorten the " + noun,
+                    (
+                        index,
+                        tf.gather(lengths, index),
+                        self.max_text_bytes,
+                        self.sequence_length,
                     ),
-                )
-            )
-        # Invalid UTF-8 would fail inside the tokenizer without a name.
-        valid = tf.equal(
-            tf.strings.unicode_transcode(
-                texts, "UTF-8", "UTF-8", errors="ignore"
-            ),
-            texts,
-        )
-        first_invalid = tf.argmax(
-            tf.cast(tf.logical_not(valid), tf.int32), output_type=tf.int32
-        )
-        checks.append(
-            (
-                lambda: tf.reduce_all(valid),
-                lambda: tf.strings.format(
-                    name + "[{}]: not valid UTF-8 text", first_invalid
                 ),
             )
-        )
-        if not allow_empty_strings:
+
+        def valid_utf8():
+            # Invalid UTF-8 would fail inside the tokenizer without a name.
+            valid = tf.equal(
+                tf.strings.unicode_transcode(
+                    texts, "UTF-8", "UTF-8", errors="ignore"
+                ),
+                texts,
+            )
+            return (
+                tf.reduce_all(valid),
+                tf.strings.format(
+                    name + "[{}]: not valid UTF-8 text",
+                    first(tf.logical_not(valid)),
+                ),
+            )
+
+        def has_words():
             from keras_lit.zero_shot.weights import canonicalize_text_tf
 
             empty = tf.equal(canonicalize_text_tf(texts), "")
-            first_empty = tf.argmax(
-                tf.cast(empty, tf.int32), output_type=tf.int32
+            return (
+                tf.logical_not(tf.reduce_any(empty)),
+                tf.strings.format(
+                    name + "[{}]: no words left once lower-cased and "
+                    "stripped of punctuation; send a real " + noun,
+                    first(empty),
+                ),
             )
-            checks.append(
-                (
-                    lambda: tf.logical_not(tf.reduce_any(empty)),
-                    lambda: tf.strings.format(
-                        name + "[{}]: no words left once lower-cased and "
-                        "stripped of punctuation; send a real " + noun,
-                        first_empty,
-                    ),
-                )
-            )
+
+        checks = [not_empty]
+        if self.max_text_bytes is not None:
+            checks.append(short_enough)
+        checks.append(valid_utf8)
+        if not allow_empty_strings:
+            checks.append(has_words)
         return _checked(checks, lambda: tf.identity(texts))
 
     # --- Export-time helpers ------------------------------------------------
@@ -611,22 +619,25 @@ def _require(condition, message):
 
 
 def _checked(checks, make_output):
-    """Runs `(condition_fn, message_fn)` checks in order, then the output.
+    """Runs checks in order, then builds the output behind them.
 
-    Each check is built under the control dependencies of the previous one,
-    so a later check (a header parse) never runs on input that an earlier
-    check refused, and the first failing check is the error a client sees.
+    Each check is a function returning `(condition, message)`; it is built
+    under the control dependencies of the previous check's assert, so a
+    later check (a header parse, a regex over a long string) never runs on
+    input that an earlier check refused, and the first failing check is the
+    error a client sees.
     """
     dependencies = []
-    for condition, message in checks:
+    for check in checks:
         with tf.control_dependencies(dependencies):
-            dependencies = [_require(condition(), message())]
+            condition, message = check()
+            dependencies = [_require(condition, message)]
     with tf.control_dependencies(dependencies):
         return make_output()
 
 
 def _image_format(data):
-    """"JPEG", "PNG", "GIF", "BMP", "WebP" from the magic bytes, else ""."""
+    """ "JPEG", "PNG", "GIF", "BMP", "WebP" from the magic bytes, else ""."""
     # Padded so that every prefix below exists, however short `data` is.
     head = tf.strings.substr(data, 0, 12) + b"\x00" * 12
     formats = [
@@ -733,14 +744,25 @@ def _pattern(height, width):
 # --- Files and arguments ----------------------------------------------------
 
 
-def _signature_table(path):
-    """{key: {"method", "inputs": {name: spec}, "outputs": {...}}} on disk."""
+def _read_saved_model(path):
+    """The signature table and the non-core ops of a SavedModel on disk.
+
+    Returns `({key: {"method", "inputs": {name: {"dtype", "shape"}},
+    "outputs": {...}}}, [op names])`; the ops are those the server must
+    link in besides TensorFlow's (TF Text's tokenizer ops here).
+    """
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved_model = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as file:
         saved_model.ParseFromString(file.read())
     (meta_graph,) = saved_model.meta_graphs
+    op_types = {node.op for node in meta_graph.graph_def.node}
+    for function in meta_graph.graph_def.library.function:
+        op_types |= {node.op for node in function.node_def}
+    # `tf.raw_ops` lists TensorFlow's own ops, even when TF Text's are
+    # registered in this process too.
+    custom_ops = sorted(op for op in op_types if not hasattr(tf.raw_ops, op))
     table = {}
     for key, signature in sorted(meta_graph.signature_def.items()):
         if key.startswith("__"):
@@ -750,7 +772,7 @@ def _signature_table(path):
             "inputs": _tensor_specs(signature.inputs),
             "outputs": _tensor_specs(signature.outputs),
         }
-    return table
+    return table, custom_ops
 
 
 def _tensor_specs(tensor_infos):
@@ -826,9 +848,7 @@ def _local_directory(export_dir):
 
 
 def _check_version(version):
-    if isinstance(version, bool) or not isinstance(
-        version, (int, np.integer)
-    ):
+    if isinstance(version, bool) or not isinstance(version, (int, np.integer)):
         raise ValueError(
             "`version` must be a positive int (TF Serving reads version "
             f"directories as numbers). Received: version={version!r}"

@@ -203,6 +203,20 @@ def test_caching(vocabulary, monkeypatch, locked):
     batches_per_pass = 3  # 9 images, batch 4
     passes = 1 if locked else 2  # a trainable backbone is re-run
     assert calls["image_features"] == batches_per_pass * passes
+    if locked:
+        # Backbone weights changed behind the callback's back (e.g. a tower
+        # unlocked, tuned and locked again): features are recomputed.
+        variable = model.image_encoder.backbone.weights[0]
+        variable.assign(variable * 0.5)
+        model.fit(
+            train_data(),
+            batch_size=4,
+            epochs=1,
+            callbacks=[callback],
+            verbose=0,
+        )
+        assert calls["image_features"] == 2 * batches_per_pass
+        assert calls["tokenize"] == 1
 
 
 def test_callback_errors():

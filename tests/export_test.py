@@ -166,28 +166,21 @@ def test_load_finds_latest_version_and_explains_bad_paths(exported, tmp_path):
 
 FRESH_PROCESS = r"""
 import base64
-import importlib.abc
+import glob
 import json
 import os
 import sys
 
-path, inputs_file, outputs_file, repo = sys.argv[1:5]
-BLOCKED = {"keras_lit", "keras_hub", "keras_cv", "keras_nlp"}
-WATCHED = BLOCKED | {"keras", "tf_keras"}
-
-
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"{name} is blocked in this process")
-        return None
-
-
-# The venv installs keras_lit in editable mode: block it ahead of every
-# other finder, and drop any sys.path entry that holds it. TensorFlow looks
-# Keras up (find_spec) at import without importing it; the end of this
-# script checks that no Keras module was ever imported.
-sys.meta_path.insert(0, Block())
+path, inputs_file, outputs_file, repo, mode = sys.argv[1:6]
+# `None` in sys.modules makes `import x` fail as if x were not installed.
+# keras_lit and the Keras libraries it builds on must not be importable.
+BLOCKED = ["keras_lit", "keras_hub", "keras_cv", "keras_nlp"]
+if mode == "ops_only":
+    # Closer to TF Serving, which runs no Python: no Keras, no TF Text
+    # Python package; only TF Text's kernels (shared libraries) are loaded.
+    BLOCKED += ["keras", "tf_keras", "tensorflow_text"]
+for name in BLOCKED:
+    sys.modules[name] = None
 sys.path[:] = [
     p for p in sys.path
     if p not in ("", ".", repo)
@@ -201,7 +194,14 @@ else:
     raise SystemExit("keras_lit must not be importable here")
 
 import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+if mode == "ops_only":
+    site = os.path.dirname(os.path.dirname(tf.__file__))
+    pattern = os.path.join(site, "tensorflow_text", "python", "ops", "*.so")
+    for library in sorted(glob.glob(pattern)):
+        tf.load_op_library(library)
+else:
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
 with open(inputs_file) as file:
     inputs = json.load(file)
@@ -231,24 +231,25 @@ for key, arguments in calls.items():
         for name, value in outputs.items()
     }
 results["modules"] = sorted(
-    name for name in sys.modules if name.partition(".")[0] in WATCHED
+    name
+    for name, module in sys.modules.items()
+    if module is not None and name.partition(".")[0] in BLOCKED
 )
 with open(outputs_file, "w") as file:
     json.dump(results, file)
 """
 
 
-@pytest.fixture(scope="module")
-def fresh_process_outputs(exported, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("fresh_process")
+def start_fresh_process(exported, workdir, mode):
+    """Starts `python -I` on FRESH_PROCESS; returns (process, outputs file)."""
     images = list(sample_images().values())
     inputs = {
         "image_bytes": [base64.b64encode(b).decode() for b in images],
         "texts": TEXTS,
         "class_names": QUERY_CLASSES,
     }
-    inputs_file = workdir / "inputs.json"
-    outputs_file = workdir / "outputs.json"
+    inputs_file = workdir / f"{mode}_inputs.json"
+    outputs_file = workdir / f"{mode}_outputs.json"
     inputs_file.write_text(json.dumps(inputs))
     env = {
         key: value
@@ -256,30 +257,65 @@ def fresh_process_outputs(exported, tmp_path_factory):
         if not key.startswith("PYTHON")
     }
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-c",
-            FRESH_PROCESS,
-            exported.path,
-            str(inputs_file),
-            str(outputs_file),
-            REPO,
-        ],
+    arguments = [exported.path, inputs_file, outputs_file, REPO, mode]
+    process = subprocess.Popen(
+        [sys.executable, "-I", "-c", FRESH_PROCESS, *map(str, arguments)],
         cwd=workdir,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return images, json.loads(outputs_file.read_text())
+    return process, outputs_file
 
 
-def test_fresh_process_has_no_keras(fresh_process_outputs):
+@pytest.fixture(scope="module")
+def fresh_processes(exported, tmp_path_factory):
+    """Outputs of two fresh processes, run side by side.
+
+    `"tensorflow_text"`: imports only tensorflow and tensorflow_text, with
+    keras_lit, keras_hub and keras_cv unimportable. `"ops_only"`: not even
+    Keras or TF Text's Python package; only TF Text's op libraries.
+    """
+    workdir = tmp_path_factory.mktemp("fresh_processes")
+    started = {
+        mode: start_fresh_process(exported, workdir, mode)
+        for mode in ("tensorflow_text", "ops_only")
+    }
+    outputs = {}
+    for mode, (process, outputs_file) in started.items():
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, f"{mode}: {stderr[-3000:]}"
+        outputs[mode] = json.loads(outputs_file.read_text())
+    return list(sample_images().values()), outputs
+
+
+@pytest.fixture(scope="module")
+def fresh_process_outputs(fresh_processes):
+    images, outputs = fresh_processes
+    return images, outputs["tensorflow_text"]
+
+
+def test_fresh_process_cannot_import_keras_lit(fresh_process_outputs):
     _, outputs = fresh_process_outputs
+    # Blocked: keras_lit, keras_hub, keras_cv. (TF Text itself imports
+    # Keras, for its own Keras layers; the export does not need it, which
+    # the ops-only process shows.)
     assert outputs["modules"] == []
+
+
+def test_ops_only_process_without_keras_gives_the_same_outputs(
+    fresh_processes,
+):
+    _, outputs = fresh_processes
+    ops_only, expected = outputs["ops_only"], outputs["tensorflow_text"]
+    assert ops_only["modules"] == []
+    for key in ["embed_image", "embed_text", "zero_shot", "classify"]:
+        assert sorted(ops_only[key]) == sorted(expected[key])
+        for name, value in expected[key].items():
+            np.testing.assert_array_equal(
+                np.array(ops_only[key][name]), np.array(value)
+            )
 
 
 def test_fresh_process_embed_image_matches_model(
@@ -301,9 +337,7 @@ def test_fresh_process_embed_text_matches_model(
     np.testing.assert_allclose(actual, expected, atol=1e-5, rtol=0)
 
 
-def test_fresh_process_zero_shot_matches_model(
-    exported, fresh_process_outputs
-):
+def test_fresh_process_zero_shot_matches_model(exported, fresh_process_outputs):
     images, outputs = fresh_process_outputs
     embeddings = reference_embeddings(exported.model, images)
     expected = reference_probabilities(
@@ -469,8 +503,11 @@ def test_warmup_file_matches_the_signatures(exported, signatures):
             tensors[name] = tf.constant(tf.make_ndarray(proto))
         # TF Serving replays these when loading; they must succeed.
         outputs = function(**tensors)
-        assert all(np.all(np.isfinite(v)) for v in outputs.values()
-                   if v.dtype.is_floating)
+        assert all(
+            np.all(np.isfinite(v))
+            for v in outputs.values()
+            if v.dtype.is_floating
+        )
     assert seen == set(signatures)
 
 
@@ -502,7 +539,7 @@ def test_base64_text_instead_of_bytes(signatures):
     text = base64.b64encode(good_png())
     message = error_message(signatures, "classify", image_bytes=[text])
     assert "image_bytes[0]: not a JPEG" in message
-    assert '{"b64": ...}' in message
+    assert "base64 in a b64 object" in message
 
 
 def test_empty_string(signatures):
@@ -526,8 +563,9 @@ def test_truncated_image(signatures, image_format):
 
 def test_truncated_jpeg_header(signatures):
     data = encode(random_images(1, 40, seed=2)[0], "JPEG")
-    message = error_message(signatures, "zero_shot", image_bytes=[data[:20]],
-                            class_names=["cat"])
+    message = error_message(
+        signatures, "zero_shot", image_bytes=[data[:20]], class_names=["cat"]
+    )
     assert "image_bytes[0]: truncated JPEG" in message
 
 
@@ -610,3 +648,38 @@ def test_signatures_still_serve_after_errors(signatures, exported):
     outputs = call(signatures, "embed_image", image_bytes=[data])
     expected = reference_embeddings(exported.model, [data])
     np.testing.assert_allclose(outputs["embeddings"], expected, atol=1e-5)
+
+
+def test_serving_config_files_parse():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with open(os.path.join(REPO, "serving", "models.config")) as file:
+        config = text_format.Parse(
+            file.read(), model_server_config_pb2.ModelServerConfig()
+        )
+    (model,) = config.model_config_list.config
+    assert (model.name, model.model_platform) == ("lit", "tensorflow")
+    # BatchingParameters' proto is not in tensorflow-serving-api: check the
+    # fields against its definition (session_bundle_config.proto).
+    fields = {
+        "max_batch_size",
+        "batch_timeout_micros",
+        "max_enqueued_batches",
+        "num_batch_threads",
+        "thread_pool_name",
+        "allowed_batch_sizes",
+        "pad_variable_length_inputs",
+        "enable_large_batch_splitting",
+        "max_execution_batch_size",
+    }
+    with open(os.path.join(REPO, "serving", "batching_parameters.txt")) as f:
+        lines = [
+            line.strip()
+            for line in f
+            if line.strip() and not line.startswith("#")
+        ]
+    assert lines
+    for line in lines:
+        match = re.fullmatch(r"(\w+) \{ value: (\d+) \}", line)
+        assert match and match.group(1) in fields, line

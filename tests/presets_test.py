@@ -270,6 +270,11 @@ def test_explicit_arguments_override_the_preset(vit_preset):
     assert not encoder.locked
     with pytest.raises(ValueError, match="takes 32x32 images"):
         LockedImageEncoder.from_preset(vit_preset, image_size=(64, 64))
+    # Checked before anything downloads.
+    with pytest.raises(ValueError, match="Received: pooling='mean'"):
+        LockedImageEncoder.from_preset("dinov2_bert", pooling="mean")
+    with pytest.raises(ValueError, match="Received: pooling='avg'"):
+        TextEncoder.from_preset("dinov2_bert", projection_dim=8, pooling="avg")
 
 
 # --- Text towers ------------------------------------------------------------

@@ -251,9 +251,12 @@ def test_weights_are_chunked_with_bounded_calls():
     names = [f"class {i}" for i in range(30)]
     templates = prompt_templates("clip_best_7")
     small = KnownEncoder()
-    weights = build_zero_shot_weights(small, names, templates, batch_size=4)
-    # 210 prompts in calls of at most 4 * batch_size texts.
+    weights = build_zero_shot_weights(
+        small, names, templates, batch_size=4, chunk_size=16
+    )
+    # 210 prompts in calls of at most `chunk_size` texts.
     assert max(len(call) for call in small.text_calls) == 16
+    assert len(small.text_calls) == 14
     assert sum(len(call) for call in small.text_calls) == 210
     large = build_zero_shot_weights(KnownEncoder(), names, templates, 1024)
     np.testing.assert_allclose(weights, large, atol=1e-6)
@@ -287,6 +290,8 @@ def test_weights_progress_bar(capsys):
         build_zero_shot_weights(KnownEncoder(), names, ["{}"], verbose=2)
     with pytest.raises(ValueError, match="encode_texts"):
         build_zero_shot_weights(object(), names, ["{}"])
+    with pytest.raises(ValueError, match="chunk_size"):
+        build_zero_shot_weights(KnownEncoder(), names, ["{}"], chunk_size=0)
 
 
 def test_weights_with_real_lit_model(lit_model):

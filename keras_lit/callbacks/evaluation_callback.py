@@ -18,7 +18,7 @@ class EvaluationCallback(keras.callbacks.Callback):
     runs. As with Keras's `validation_freq`, an epoch without an evaluation
     adds no keys. Every run, with what is not logged (per-class accuracy,
     example counts), is kept in `self.results`. A run with no optimizer
-    step since the previous one reuses its results.
+    step since the previous one in the same `fit` reuses its results.
 
     Args:
         every_n_epochs: optional int. Evaluate at the end of every N-th
@@ -76,6 +76,9 @@ class EvaluationCallback(keras.callbacks.Callback):
     # --- Keras hooks ------------------------------------------------------
 
     def on_train_begin(self, logs=None):
+        # Weights may have been loaded or changed between fits: reuse
+        # results only within one `fit`.
+        self._last = self._last_iterations = None
         self._seen_iterations = self._iterations()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -175,9 +178,10 @@ class LiTEncodingCache:
     """Embeds with a `LiTModel`, keeping what a training step cannot change.
 
     Tokenised texts never change. Image features (the backbone's pooled
-    output, before any trainable image head) do not change while the image
-    tower is locked. Text embeddings and image-head outputs are recomputed
-    on every call, since the text tower and head train.
+    output, before any trainable image head) do not change while the
+    backbone's weights do not (`backbone_fingerprint`), as with a locked
+    tower. Text embeddings and image-head outputs are recomputed on every
+    call, since the text tower and head train.
     """
 
     def __init__(self, model, batch_size):
@@ -185,24 +189,43 @@ class LiTEncodingCache:
 
         self.model = model
         self.batch_size = batch_size
-        encoder = model.image_encoder
-        preprocessor = model.preprocessor
-        self._features = tf.function(
-            lambda images: encoder.extract_features(
-                preprocessor.preprocess_images(images), training=False
-            ),
-            reduce_retracing=True,
+        # Fixed signatures with a free batch dimension: one trace each.
+        self._feature_functions = {}
+        feature_spec = tf.TensorSpec(
+            [None, model.image_encoder.feature_dim], "float32"
         )
         self._embed_features = tf.function(
             lambda features: model(
                 {"image_embeddings": features}, training=False
             )["image_embeddings"],
-            reduce_retracing=True,
+            input_signature=[feature_spec],
+        )
+        token_spec = tf.TensorSpec(
+            [None, model.text_encoder.sequence_length], "int32"
         )
         self._embed_tokens = tf.function(
             lambda tokens: model(tokens, training=False)["text_embeddings"],
-            reduce_retracing=True,
+            input_signature=[
+                {"token_ids": token_spec, "padding_mask": token_spec}
+            ],
         )
+
+    def _feature_function(self, image_shape):
+        """Backbone features for images of one `(height, width, 3)`."""
+        import tensorflow as tf
+
+        if image_shape not in self._feature_functions:
+            encoder = self.model.image_encoder
+            preprocessor = self.model.preprocessor
+            self._feature_functions[image_shape] = tf.function(
+                lambda images: encoder.extract_features(
+                    preprocessor.preprocess_images(images), training=False
+                ),
+                input_signature=[
+                    tf.TensorSpec((None,) + image_shape, "float32")
+                ],
+            )
+        return self._feature_functions[image_shape]
 
     @staticmethod
     def supports(model):
@@ -211,15 +234,25 @@ class LiTEncodingCache:
             for name in ("image_encoder", "text_encoder", "preprocessor")
         )
 
-    @property
-    def image_tower_locked(self):
-        return bool(self.model.image_encoder.locked)
+    def backbone_fingerprint(self):
+        """Per-variable sums of the image backbone's weights.
+
+        Cached features stay valid while this is unchanged: always for a
+        locked tower, and also if a tower was unlocked, trained and locked
+        again between two runs (then the features are recomputed).
+        """
+        backbone = self.model.image_encoder.backbone
+        return tuple(
+            float(np.sum(keras.ops.convert_to_numpy(v), dtype="float64"))
+            for v in backbone.weights
+        )
 
     def image_features(self, key, images):
         """Pre-head image features `[n, F]` of raw images (or as given)."""
+        images = np.asarray(images, dtype="float32")
         if key == "image_embeddings":
-            return np.asarray(images, dtype="float32")
-        return np.asarray(self._features(images))
+            return images
+        return np.asarray(self._feature_function(images.shape[1:])(images))
 
     def embed_image_features(self, features):
         """Unit image embeddings `[n, D]` (image head applied)."""

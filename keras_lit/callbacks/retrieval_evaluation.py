@@ -15,7 +15,8 @@ class RetrievalEvaluation(EvaluationCallback):
 
     Computes what `keras_lit.zero_shot.evaluate_retrieval` computes (several
     captions per image, pessimistic ties), caching the tokenised captions
-    and, while the image tower is locked, the images' backbone features.
+    and, while the image backbone's weights do not change (a locked tower),
+    the images' backbone features.
 
     Logged keys (with the default prefix): `"retrieval_image_to_text_
     recall_at_1"` (and `_5`, `_10`), `"retrieval_image_to_text_mean_rank"`,
@@ -70,6 +71,7 @@ class RetrievalEvaluation(EvaluationCallback):
         self._tokens = None
         self._owners = None
         self._features = None
+        self._fingerprint = None
 
     def evaluate(self):
         model = self.model
@@ -86,14 +88,14 @@ class RetrievalEvaluation(EvaluationCallback):
             self._cache = LiTEncodingCache(model, self.batch_size)
             self._tokens = self._features = None
         cache = self._cache
-        features = self._features
-        if features is None or self._tokens is None:
-            features, captions, owners = self._read()
+        fingerprint = cache.backbone_fingerprint()
+        if self._features is None or fingerprint != self._fingerprint:
+            self._features, captions, owners = self._read()
+            self._fingerprint = fingerprint
             if self._tokens is None:
                 self._tokens = cache.tokenize(captions)
                 self._owners = owners
-            if cache.image_tower_locked:
-                self._features = features
+        features = self._features
         text_embeddings = np.concatenate(
             list(cache.embed_tokens_in_chunks(self._tokens))
         )

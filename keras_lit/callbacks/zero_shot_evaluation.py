@@ -19,8 +19,9 @@ class ZeroShotEvaluation(EvaluationCallback):
 
     Computes what `keras_lit.zero_shot.evaluate_zero_shot` computes, but
     caches across runs: the prompts are tokenised once, and while the image
-    tower is locked the images go through the backbone once (later runs
-    only apply the image head, if any, to the cached features). The class
+    backbone's weights do not change (a locked tower) the images go through
+    it once (later runs only apply the image head, if any, to the cached
+    features). The class
     weights are rebuilt on every run, because the text tower trains.
 
     Logged keys (with the default prefix): `"zero_shot_top1_accuracy"`,
@@ -86,6 +87,7 @@ class ZeroShotEvaluation(EvaluationCallback):
         self._tokens = None
         self._features = None
         self._labels = None
+        self._fingerprint = None
 
     def evaluate(self):
         model = self.model
@@ -109,11 +111,11 @@ class ZeroShotEvaluation(EvaluationCallback):
         class_weights = average_prompt_embeddings(
             cache.embed_tokens_in_chunks(self._tokens), len(self.templates)
         )
+        fingerprint = cache.backbone_fingerprint()
+        if self._features is None or fingerprint != self._fingerprint:
+            self._features, self._labels = self._read_features()
+            self._fingerprint = fingerprint
         features, labels = self._features, self._labels
-        if features is None:
-            features, labels = self._read_features()
-            if cache.image_tower_locked:
-                self._features, self._labels = features, labels
         image_embeddings = cache.embed_image_features(features)
         scores = l2_normalize(image_embeddings) @ class_weights.T
         ranks = classification_ranks(scores, labels)

@@ -68,21 +68,32 @@ CAPTION_TEMPLATES = (
     "there is a {c} {s} here",
     "a {s} in {c} over a {b} {g}",
     "{c} {s} sitting on a {b} {g}",
+    "photo of a {z} {c} {s}",
+    "an image showing a {c} {s} on a {b} {g}",
 )
 BACKGROUND_NOUNS = ("background", "backdrop", "pattern")
 
-# Zero-shot prompts: never used by `CAPTION_TEMPLATES`.
+# Zero-shot prompts: none is a training template, and each asks about one
+# attribute alone, which no training caption does. They use words the text
+# tower has read in captions ("photo", "image", "shape", ...), as a real
+# text tower knows "photo" from its pretraining corpus; an unknown word
+# splits into characters that are never trained and crowd the 16 tokens.
 PROMPT_TEMPLATES = {
-    "shape": ("a photo of a {}", "an image showing a {}", "this is a {}"),
+    "shape": ("a photo of a {}", "an image showing a {}", "a picture of a {}"),
     "colour": (
-        "a photo of something {}",
-        "an image of a {} object",
-        "the object is {}",
+        "a photo of a {} shape",
+        "an image showing a {} shape",
+        "a picture of a {} shape",
     ),
-    "size": ("a photo of a {} object", "the object looks {}"),
+    "size": (
+        "a photo of a {} shape",
+        "an image showing a {} shape",
+        "a picture of a {} shape",
+    ),
     "background": (
         "a photo with a {} background",
-        "an image on a {} background",
+        "an image on a {} backdrop",
+        "a picture with a {} pattern",
     ),
 }
 # What the demo shows a person: the class names of each label set.

@@ -20,6 +20,7 @@ The six steps, each with its own progress:
 
 import json
 import os
+import shutil
 import time
 
 import keras
@@ -149,8 +150,19 @@ def run_demo(
     )
     setups = {}
     tick = time.time()
+    paths = {
+        "output_dir": output_dir,
+        "pretrained_backbone": pretrain_info["path"],
+    }
+    paths["precomputed_embeddings"] = os.path.join(output_dir, "precomputed")
     setups["Lu"] = train_setup(
-        "Lu", backbone, vocabulary, data, settings, verbose
+        "Lu",
+        backbone,
+        vocabulary,
+        data,
+        settings,
+        verbose,
+        precompute_dir=paths["precomputed_embeddings"],
     )
     timings["lit"] = time.time() - tick
 
@@ -172,10 +184,6 @@ def run_demo(
 
     log("Step 5/6: exporting the SavedModel and querying it.")
     tick = time.time()
-    paths = {
-        "output_dir": output_dir,
-        "pretrained_backbone": pretrain_info["path"],
-    }
     paths["model"] = os.path.join(output_dir, "lit_model.keras")
     lit_model.save(paths["model"])
     export = export_and_query(lit_model, data, settings, output_dir)
@@ -303,42 +311,77 @@ def build_setup_model(setup, backbone, vocabulary, settings):
     return model
 
 
-def train_setup(setup, backbone, vocabulary, data, settings, verbose=True):
+def train_setup(
+    setup,
+    backbone,
+    vocabulary,
+    data,
+    settings,
+    verbose=True,
+    precompute_dir=None,
+):
     """Trains one setup on the caption split; returns model and history.
 
-    Lu trains from precomputed image embeddings (the locked tower runs once
-    per image); Uu and uu run their image tower on the fly, as they must.
-    All three see the same pairs in the same order for the same steps.
+    Lu trains from precomputed image embeddings: the locked tower runs once
+    per image (`keras_lit.precompute`), written to `precompute_dir`. Uu and
+    uu must run their image tower on the fly. All three see the same pairs
+    with the same batch size, optimizer and number of steps.
     """
+    from keras_lit import precompute
+
     model = build_setup_model(setup, backbone, vocabulary, settings)
     start = time.time()
     precompute_seconds = 0.0
+    pairs = tf.data.Dataset.from_tensor_slices(
+        {"images": data["lit_images"], "texts": data["lit_captions"]}
+    )
     if setup == "Lu":
-        features = precompute_features(
-            model.image_encoder, data["lit_images"], verbose
+        # One caption per image, as a `[None]` list: the precompute format
+        # stores a variable number of captions per image.
+        pairs = tf.data.Dataset.from_tensor_slices(
+            {
+                "images": data["lit_images"],
+                "texts": tf.ragged.constant(
+                    [[text] for text in data["lit_captions"]]
+                ),
+            }
+        )
+        if precompute_dir is None:
+            raise ValueError(
+                "Lu trains from precomputed embeddings: pass `precompute_dir`."
+            )
+        if os.path.exists(precompute_dir):
+            shutil.rmtree(precompute_dir)
+        precompute.precompute_image_embeddings(
+            model.image_encoder,
+            pairs,
+            precompute_dir,
+            batch_size=250,
+            verbose=False,
         )
         precompute_seconds = time.time() - start
-        inputs = {"image_embeddings": features}
+        dataset = precompute.load_precomputed(
+            precompute_dir,
+            batch_size=settings["batch_size"],
+            seed=settings["seed"],
+            caption="first",
+            image_encoder=model.image_encoder,
+        )
     else:
-        inputs = {"images": data["lit_images"]}
-    inputs["texts"] = data["lit_captions"]
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(inputs)
-        .shuffle(len(data["lit_captions"]), seed=settings["seed"])
-        .repeat()
-        .batch(settings["batch_size"], drop_remainder=True)
-    )
+        dataset = pairs.shuffle(
+            len(data["lit_captions"]), seed=settings["seed"]
+        ).batch(settings["batch_size"], drop_remainder=True)
     steps = settings["steps"]
-    log_every = settings["log_every"]
+    log_every = min(settings["log_every"], steps)
     progress = ProgressBar(
         steps,
         f"  {setup} ({SETUP_DESCRIPTIONS[setup]})",
         enabled=verbose,
     )
     history = model.fit(
-        dataset,
+        dataset.repeat(),
         epochs=max(steps // log_every, 1),
-        steps_per_epoch=min(log_every, steps),
+        steps_per_epoch=log_every,
         verbose=0,
         callbacks=[progress],
     )
@@ -348,34 +391,12 @@ def train_setup(setup, backbone, vocabulary, data, settings, verbose=True):
         "model": model,
         "history": history,
         "steps": [
-            (epoch + 1) * min(log_every, steps)
-            for epoch in range(len(history["loss"]))
+            (epoch + 1) * log_every for epoch in range(len(history["loss"]))
         ],
         "train_seconds": round(seconds, 1),
         "precompute_seconds": round(precompute_seconds, 1),
         "temperature": float(keras.ops.convert_to_numpy(model.temperature)),
     }
-
-
-def precompute_features(image_encoder, images, verbose=True, batch_size=256):
-    """The locked tower's pre-logits of every image, computed once."""
-    from tqdm.auto import tqdm
-
-    extract = tf.function(
-        lambda batch: image_encoder.extract_features(
-            image_encoder.preprocess(batch), training=False
-        ),
-        reduce_retracing=True,
-    )
-    features = []
-    with tqdm(
-        total=len(images), desc="  precompute", disable=not verbose
-    ) as bar:
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size]
-            features.append(np.asarray(extract(batch)))
-            bar.update(len(batch))
-    return np.concatenate(features).astype("float32")
 
 
 def _feature_dim(backbone):

@@ -217,6 +217,10 @@ class LockedImageEncoder(keras.layers.Layer):
     def extract_features(self, images, training=None):
         """Backbone plus pooling: the pre-logits, before any image head."""
         training = training if not self.locked else False
+        inputs = getattr(self.backbone, "input", None)
+        if isinstance(inputs, dict) and len(inputs) == 1:
+            # DINOv2/SigLIP-style backbones take `{"images": ...}`.
+            images = {next(iter(inputs)): images}
         outputs = self.backbone(images, training=training)
         if isinstance(outputs, dict):
             outputs = outputs.get("sequence_output", outputs.get("pooled"))

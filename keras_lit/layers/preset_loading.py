@@ -30,7 +30,9 @@ import keras_hub
 import tensorflow as tf
 
 from keras_lit import presets
+from keras_lit.layers.locked_image_encoder import POOLINGS as IMAGE_POOLINGS
 from keras_lit.layers.locked_image_encoder import LockedImageEncoder
+from keras_lit.layers.text_encoder import POOLINGS as TEXT_POOLINGS
 from keras_lit.layers.text_encoder import TextEncoder
 
 CONFIG_FILE = "config.json"
@@ -70,6 +72,7 @@ def load_image_encoder(
     **kwargs,
 ):
     """See `LockedImageEncoder.from_preset`."""
+    _check_pooling(pooling, IMAGE_POOLINGS)
     explicit = {
         "pooling": pooling,
         "image_size": image_size,
@@ -134,6 +137,7 @@ def load_text_encoder(
     **kwargs,
 ):
     """See `TextEncoder.from_preset`."""
+    _check_pooling(pooling, TEXT_POOLINGS)
     registry = {}
     if presets.is_lit_preset_name(preset):
         registry = presets.get_preset(preset)["text"]
@@ -156,6 +160,12 @@ def load_text_encoder(
                 f"Preset {preset!r} holds a KerasCV image backbone; load it "
                 "with `LockedImageEncoder.from_preset`."
             )
+        if projection_dim is None:
+            raise ValueError(
+                "`projection_dim` is required: the width of the image "
+                "embeddings the text tower projects to. Received: "
+                "projection_dim=None"
+            )
         backbone = _load_keras_hub_backbone(preset, load_weights)
         if isinstance(getattr(backbone, "vision_encoder", None), keras.Model):
             raise ValueError(
@@ -174,12 +184,6 @@ def load_text_encoder(
         sentence_pooling = None
         if kind == "transformers":
             sentence_pooling = _sentence_transformers_pooling(preset)
-    if projection_dim is None:
-        raise ValueError(
-            "`projection_dim` is required: the width of the image "
-            "embeddings the text tower projects to. Received: "
-            "projection_dim=None"
-        )
     sequence_length = int(
         sequence_length or registry.get("sequence_length") or 16
     )
@@ -356,6 +360,15 @@ def read_metadata(preset):
 # --- Helpers ----------------------------------------------------------------
 
 
+def _check_pooling(pooling, choices):
+    # Before any download: a typo should not cost a large transfer.
+    if pooling is not None and pooling not in choices:
+        raise ValueError(
+            f"`pooling` must be one of {', '.join(map(repr, choices))}. "
+            f"Received: pooling={pooling!r}"
+        )
+
+
 def _check_preset(preset):
     if isinstance(preset, os.PathLike):
         preset = os.fspath(preset)
@@ -407,6 +420,8 @@ def _get_file(preset, path):
 
 
 def _file_exists(preset, path):
+    if _not_in_offline_cache(preset, path):
+        return False
     try:
         _get_file(preset, path)
     except FileNotFoundError:
@@ -421,6 +436,19 @@ def _file_exists(preset, path):
 def _uncached_offline(error):
     """An optional file missing from the cache of an offline preset."""
     return presets.loading_from_cache() and presets.is_network_error(error)
+
+
+def _not_in_offline_cache(preset, path):
+    """Offline, a Kaggle file never downloaded before counts as missing.
+
+    (Hugging Face handles run in the hub's offline mode, which already
+    answers from the cache alone.)
+    """
+    return (
+        presets.loading_from_cache()
+        and presets.remote_scheme(preset) == "kaggle"
+        and not presets.is_cached(preset, path)
+    )
 
 
 def _load_config(preset):
@@ -477,6 +505,8 @@ def _load_keras_cv_backbone(preset, load_weights):
 
 
 def _load_image_converter(preset):
+    if _not_in_offline_cache(preset, "image_converter.json"):
+        return None
     try:
         return keras_hub.layers.ImageConverter.from_preset(preset)
     except (FileNotFoundError, ValueError):

@@ -323,16 +323,20 @@ class LiTModel(keras.Model):
         )
 
     def _clip_global_gradients(self, gradients, replicas):
-        """Clips the global gradient, not each replica's part of it.
+        """Makes the optimizer clip the dense, global gradient.
 
-        Keras optimizers clip before they sum gradients over replicas, so
-        under a strategy `global_clipnorm` (on by default) would bound each
-        replica's partial gradient and N replicas would not match one
-        device. Sum here instead, clip with the optimizer's own settings,
-        and hand each replica `1 / replicas` of the result: the optimizer's
-        sum rebuilds the clipped global gradient, and its own clipping is
-        then a no-op. This costs one more gradient all-reduce per step, only
-        with several replicas and clipping on.
+        Two Keras 3.15 behaviours would otherwise break "N replicas equal
+        one device" under the default `global_clipnorm`:
+        - Its norm of an `IndexedSlices` gradient (the token embeddings)
+          adds up the squares of repeated rows before summing them, so it
+          is wrong whenever a token repeats in a batch. Dense gradients
+          have the true norm.
+        - It clips before summing gradients over replicas, so it would bound
+          each replica's partial gradient. Sum here instead, clip with the
+          optimizer's own settings, and hand each replica `1 / replicas` of
+          the result: the optimizer's sum rebuilds the clipped global
+          gradient, and its own clipping is then a no-op. This costs one
+          more gradient all-reduce per step, only when clipping is on.
         """
         optimizer = self.optimizer
         scale = 1.0
@@ -342,16 +346,18 @@ class LiTModel(keras.Model):
         if optimizer.loss_scale_factor is not None:
             scale = scale * optimizer.loss_scale_factor
         clips = (optimizer.clipnorm, optimizer.global_clipnorm)
-        clipping = any(clips) or optimizer.clipvalue
-        context = replica_context()
-        if replicas == 1 or context is None or not clipping:
+        if not (any(clips) or optimizer.clipvalue):
             return gradients
         present = [i for i, g in enumerate(gradients) if g is not None]
-        summed = context.all_reduce(
-            "SUM", [tf.convert_to_tensor(gradients[i]) for i in present]
-        )
-        clipped = optimizer._clip_gradients([g / scale for g in summed])
+        dense = [tf.convert_to_tensor(gradients[i]) for i in present]
+        context = replica_context()
         gradients = list(gradients)
+        if replicas == 1 or context is None:
+            for i, gradient in zip(present, dense):
+                gradients[i] = gradient
+            return gradients
+        summed = context.all_reduce("SUM", dense)
+        clipped = optimizer._clip_gradients([g / scale for g in summed])
         for i, gradient in zip(present, clipped):
             gradients[i] = gradient * (scale / replicas)
         return gradients

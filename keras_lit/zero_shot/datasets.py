@@ -38,7 +38,7 @@ def retrieval_batches(dataset, batch_size, image_key, text_key):
     for key, batch in _batches(
         dataset, batch_size, image_key, text_key, "retrieval"
     ):
-        captions = [_captions(texts) for texts in _rows(batch[text_key])]
+        captions = [_captions(texts) for texts in list(batch[text_key])]
         images = np.asarray(batch[key])
         if len(captions) != len(images):
             raise ValueError(
@@ -128,12 +128,6 @@ def _to_numpy(value):
     if isinstance(value, tf.RaggedTensor):
         return value.to_list()
     return value.numpy()
-
-
-def _rows(texts):
-    if isinstance(texts, np.ndarray):
-        return list(texts)
-    return list(texts)
 
 
 def _captions(texts):

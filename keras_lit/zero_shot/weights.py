@@ -233,6 +233,7 @@ def build_zero_shot_weights(
     batch_size=256,
     verbose="auto",
     canonicalize=True,
+    chunk_size=4096,
 ):
     """Class weights `[K, D]` from a prompt ensemble, as CLIP and LiT do.
 
@@ -241,7 +242,7 @@ def build_zero_shot_weights(
     embeddings are averaged, and the mean is **re-normalised** (a mean of
     unit vectors is shorter than 1). Prompts are encoded in chunks and summed
     into a `[K, D]` accumulator, so memory stays bounded by
-    `K * D + chunk * D` floats however many templates there are.
+    `K * D + chunk_size * D` floats however many templates there are.
 
     Args:
         model: a `LiTModel`, or any object with
@@ -252,9 +253,12 @@ def build_zero_shot_weights(
             best ImageNet templates (`"clip_best_7"`).
         batch_size: int. Prompts per text-tower batch. Defaults to `256`.
         verbose: `"auto"`, `0` or `1`. Progress bar; `"auto"` shows one only
-            when encoding takes more than 8 chunks.
+            when there are more than two chunks.
         canonicalize: bool. Canonicalise the prompts (lower case, no
             punctuation). Defaults to `True`.
+        chunk_size: int. Prompts per `encode_texts` call (each call sets up
+            a `tf.data` pipeline, so few large chunks are faster; memory
+            grows with it). Defaults to `4096`.
 
     Returns:
         float32 numpy array `[K, D]` with unit rows.
@@ -269,21 +273,18 @@ def build_zero_shot_weights(
 
     templates = resolve_templates(templates)
     prompts = format_prompts(class_names, templates, canonicalize)
-    batch_size = int(batch_size)
-    if batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: {batch_size}"
-        )
+    for name, value in (("batch_size", batch_size), ("chunk_size", chunk_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"`{name}` must be a positive int. Received: {name}={value!r}"
+            )
     if verbose not in ("auto", 0, 1, True, False):
         raise ValueError(
             f"`verbose` must be 'auto', 0 or 1. Received: verbose={verbose!r}"
         )
     encode = encoder_function(model, "encode_texts", batch_size)
-    # Several text batches per call to `encode_texts`: fewer tf.data set-ups,
-    # still bounded memory.
-    chunk_size = batch_size * 4
     starts = range(0, len(prompts), chunk_size)
-    show = len(starts) > 8 if verbose == "auto" else bool(verbose)
+    show = len(starts) > 2 if verbose == "auto" else bool(verbose)
     with _progress(len(prompts), show) as bar:
 
         def embedded_chunks():
