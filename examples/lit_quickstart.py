@@ -1,8 +1,8 @@
 """
 Title: LiT in minutes: lock an image tower, tune a text tower, classify zero-shot
 Author: keras_lit contributors
-Date created: 2025/11/30
-Last modified: 2025/11/30
+Date created: 2026/11/30
+Last modified: 2026/11/30
 Description: Train a LiT text tower against a locked KerasCV backbone, then classify with words.
 Accelerator: GPU
 """
@@ -135,7 +135,7 @@ backbone, pretrain_info = pretrain.pretrain_backbone(
 image_encoder = keras_lit.LockedImageEncoder(backbone, pooling="avg")
 print("image size:", image_encoder.image_size)
 print("image embedding width:", image_encoder.output_dim)
-print("trainable weights in the image tower:", image_encoder.trainable_weights)
+print("trainable weights in the image tower:", len(image_encoder.trainable_weights))
 
 """
 ## A text tower, trained from scratch
@@ -155,7 +155,8 @@ text_encoder = keras_lit.TextEncoder.from_scratch(
     hidden_dim=64,
     intermediate_dim=128,
 )
-print(f"{len(vocabulary)} WordPiece tokens, e.g. {vocabulary[4:16]}")
+words = [token for token in vocabulary if token.isalpha() and len(token) > 3]
+print(f"{len(vocabulary)} WordPiece tokens, e.g. {words[:10]}")
 print("token ids of", repr(texts[0]))
 print(text_encoder.tokenize([texts[0]])["token_ids"].numpy()[0])
 

@@ -1,8 +1,8 @@
 """
 Title: Zero-shot classification and image-text retrieval with LiT
 Author: keras_lit contributors
-Date created: 2025/11/30
-Last modified: 2025/11/30
+Date created: 2026/11/30
+Last modified: 2026/11/30
 Description: Prompt ensembles, custom label sets, retrieval metrics and plots for a LiT model.
 Accelerator: GPU
 """

@@ -457,11 +457,12 @@ def read_class_folders(folder, image_size):
                 continue
             with open(os.path.join(folder, name, file), "rb") as f:
                 image = image_ops.decode_image(f.read())
-            images.append(image_ops.resize_and_crop(image, image_size))
+            image = image_ops.resize_and_crop(image, image_size)
+            images.append(tf.round(image).numpy().astype("uint8"))
             labels.append(index)
     if not images:
         raise CLIError(f"--class-folders holds no images: {folder}")
-    return np.stack([tf.cast(i, "uint8") for i in images]), labels, class_names
+    return np.stack(images), labels, class_names
 
 
 def cmd_export(args):
@@ -536,11 +537,11 @@ def classify_with_keras(path, image_bytes, labels, templates):
 
     model = load_lit_model(path)
     size = model.image_encoder.image_size
+    # Round like the data pipeline and the SavedModel do.
     images = np.stack(
         [
-            tf.cast(
-                image_ops.resize_and_crop(image_ops.decode_image(b), size),
-                "uint8",
+            tf.round(
+                image_ops.resize_and_crop(image_ops.decode_image(b), size)
             ).numpy()
             for b in image_bytes
         ]

@@ -356,6 +356,26 @@ def shard_dataset(
     return dataset.with_options(options)
 
 
+def worker_backup_dir(backup_dir, strategy=None):
+    """A backup directory of this worker's own, for `BackupAndRestore`.
+
+    Workers must not share a `backup_dir` (Keras 3 then fails with
+    `FileExistsError`). Under a multi-worker strategy this returns
+    `<backup_dir>/<task_type>-<task_id>`, else `backup_dir` itself. Restart
+    every worker with the same arguments to resume from its last backup.
+
+    Example:
+    >>> backup = keras.callbacks.BackupAndRestore(
+    ...     worker_backup_dir("/backups/run-1"))  # doctest: +SKIP
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return backup_dir
+    task = f"{resolver.task_type}-{resolver.task_id}"
+    return os.path.join(backup_dir, task)
+
+
 def replica_context():
     """The replica context inside `strategy.run`, else `None`.
 

@@ -58,7 +58,7 @@ def export_for_serving(
     top_k=5,
     max_pixels=image_ops.DEFAULT_MAX_PIXELS,
     max_text_bytes=DEFAULT_MAX_TEXT_BYTES,
-    resize="stretch",
+    resize="crop",
     batching_parameters=None,
 ):
     """Writes a TF Serving SavedModel version that takes bytes and strings.
@@ -90,10 +90,13 @@ def export_for_serving(
             `sequence_length` tokens would be used anyway, and tokenising a
             huge string costs time). `None` truncates silently instead.
             Defaults to `4096`.
-        resize: `"stretch"` resizes to the tower's `image_size` exactly as
-            `model.encode_images` does; `"crop"` keeps the aspect ratio and
-            centre-crops (`keras_lit.image_ops.resize_and_crop`). Defaults to
-            `"stretch"`.
+        resize: `"crop"` resizes the shorter side and centre-crops to the
+            tower's `image_size`, then rounds to whole pixel values: exactly
+            what `keras_lit.data` feeds in training and what zero-shot
+            evaluation and `keras-lit classify` use. `"stretch"` resizes to
+            `image_size` ignoring the aspect ratio, exactly as
+            `model.encode_images` does with raw images. Defaults to
+            `"crop"`.
         batching_parameters: optional text-format `BatchingParameters`
             written into the version as `batching_params.pbtxt`, which TF
             Serving reads with `--enable_per_model_batching_parameters`.
@@ -193,7 +196,7 @@ def export_for_serving(
         os.makedirs(extra, exist_ok=True)
         with open(os.path.join(extra, METADATA_FILENAME), "w") as file:
             json.dump(metadata, file, indent=2)
-        write_warmup_requests(
+        _write_warmup_requests(
             os.path.join(extra, WARMUP_FILENAME), metadata["signatures"], graph
         )
         if batching_parameters is not None:
@@ -226,7 +229,13 @@ def load(path):
     if not tf.io.gfile.exists(path):
         raise ValueError(f"No export at {path!r}: the path does not exist.")
     if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
-        versions = _versions(path)
+        versions = [
+            version
+            for version in _versions(path)
+            if tf.io.gfile.exists(
+                os.path.join(path, str(version), "saved_model.pb")
+            )
+        ]
         if not versions:
             raise ValueError(
                 f"{path!r} holds neither a saved_model.pb nor numbered "
@@ -461,10 +470,12 @@ class _ServingGraph:
     def _resize(self, image):
         encoder = self.model.image_encoder
         if self.resize == "crop":
+            # As keras_lit.data does: aspect-preserving crop, whole pixels.
             image = image_ops.resize_and_crop(image, self.image_size)
-        # `preprocess` resizes to `image_size` as `model.encode_images` does
-        # (a same-size bilinear resize is exactly the identity), then
-        # rescales to the backbone's range.
+            image = tf.clip_by_value(tf.round(image), 0.0, 255.0)
+        # `preprocess` resizes to `image_size` if needed, as
+        # `model.encode_images` does (a same-size bilinear resize is exactly
+        # the identity), then rescales to the backbone's range.
         return encoder.preprocess(image[None])[0]
 
     def _check_texts(self, texts, name, allow_empty_strings):
@@ -575,7 +586,7 @@ class _ServingGraph:
         ]
 
 
-def write_warmup_requests(path, signatures, graph):
+def _write_warmup_requests(path, signatures, graph):
     """Writes one `PredictionLog` per signature as TF Serving's warmup file.
 
     The images are generated (a JPEG and a PNG), never downloaded; texts and

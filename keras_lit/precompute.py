@@ -179,6 +179,7 @@ def precompute_image_embeddings(
     manifest["shards"] = sorted(
         finished.values(), key=lambda s: (s["view"], s["shard"])
     )
+    resumed = len(finished)
     _remove_temporary_files(output_dir)
     encode = _encoder_function(image_encoder, strategy, batch_size)
     skipped = getattr(dataset, "skipped_images", None)
@@ -218,11 +219,11 @@ def precompute_image_embeddings(
         print(
             f"Precomputed {num_examples} image embeddings "
             f"(x{views} view(s), dim {settings['feature_dim']}, {dtype}) in "
-            f"{output_dir}; {len(finished)} shard(s) were already done."
+            f"{output_dir}; {resumed} shard(s) were already done."
         )
         if skipped is not None:
             print(skipped.report())
-    return _summary(output_dir, manifest, resumed=len(finished))
+    return _summary(output_dir, manifest, resumed=resumed)
 
 
 def load_precomputed(
@@ -710,7 +711,9 @@ def _encoder_function(image_encoder, strategy, batch_size):
         outputs = image_encoder.extract_features(images, training=False)
         return tf.cast(outputs, tf.float32)
 
-    @tf.function(reduce_retracing=True)
+    # No autograph: nothing here needs it, and its conversion cache has
+    # mixed up the encoder's methods between calls.
+    @tf.function(reduce_retracing=True, autograph=False)
     def step(images):
         outputs = strategy.run(features, args=(images,))
         if replicas == 1:

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -174,6 +175,31 @@ def test_bad_images_are_skipped_counted_and_fit_completes(
     }
     assert history.history["skipped_images"] == [8, 16]
     assert "skipped 16 of 32 images" in capsys.readouterr().out
+
+
+def test_fit_under_a_mirrored_strategy_counts_once(tfrecords, vocabulary):
+    pattern, _ = tfrecords
+    # One junk record per epoch on top of the 12 good ones.
+    junk = pattern.replace("train-*", "junk.tfrecord")
+    with tf.io.TFRecordWriter(junk) as writer:
+        writer.write(data.serialize_example(b"junk", ["a red circle"]))
+    dataset = data.tfrecord_dataset(
+        [pattern, junk], image_size=SIZE, batch_size=4, seed=0
+    )
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = make_lit_model(vocabulary)
+        model.compile()
+    with warnings.catch_warnings():
+        # Keras warns "input ran out of data" under a strategy when the
+        # dataset's length is unknown (filtering makes it unknown).
+        warnings.simplefilter("ignore", UserWarning)
+        history = model.fit(
+            dataset, epochs=2, callbacks=[dataset.skipped_images], verbose=0
+        )
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert history.history["skipped_images"] == [1, 2]
+    assert dataset.skipped_images.loaded == 24
 
 
 def test_good_formats_decode_to_the_right_pixels(tmp_path):

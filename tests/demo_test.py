@@ -114,3 +114,40 @@ def test_run_demo_smoke_end_to_end(tmp_path):
     assert set(query["top_class"]) <= set(shapes.SHAPES)
     with open(paths["report_png"], "rb") as file:
         assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+    # Stage 1 is cached under a hash of its settings: the next run loads it.
+    settings = results["settings"]["pretrain"]
+    cache_dir = os.path.dirname(paths["pretrained_backbone"])
+    backbone, info = pretrain.pretrain_backbone(
+        settings, cache_dir, verbose=False
+    )
+    assert info["cached"] and info["path"] == paths["pretrained_backbone"]
+    assert backbone.count_params() > 0
+
+
+def test_prompts_fit_the_text_tower_without_truncation():
+    # An unknown word splits into characters; a prompt longer than the
+    # sequence would lose its class name at the end.
+    from keras_lit.demo.pipeline import demo_settings
+    from keras_lit.layers import TextEncoder
+    from keras_lit.layers import build_word_piece_vocabulary
+
+    settings = demo_settings()
+    _, labels = shapes.generate_images(seed=0, split="lit", count=500)
+    vocabulary = build_word_piece_vocabulary(
+        captions.captions_for(0, "lit", labels), settings["vocabulary_size"]
+    )
+    encoder = TextEncoder.from_scratch(
+        vocabulary, projection_dim=8, **settings["text_tower"]
+    )
+    length = settings["text_tower"]["sequence_length"]
+    prompts = [
+        template.format(class_name)
+        for name, templates in captions.PROMPT_TEMPLATES.items()
+        for template in templates
+        for class_name in captions.LABEL_SETS[name]
+    ]
+    tokens = encoder.tokenize(prompts)
+    used = np.asarray(tokens["padding_mask"]).sum(axis=1)
+    assert used.max() < length, prompts[int(used.argmax())]
+    unknown = vocabulary.index("[UNK]")
+    assert not np.any(np.asarray(tokens["token_ids"]) == unknown)

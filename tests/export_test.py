@@ -64,9 +64,9 @@ def good_png():
 
 
 def reference_embeddings(model, images):
-    """`model.encode_images` on the pixels the export decodes, one by one."""
-    return np.concatenate(
-        [model.encode_images(decode_like_serving(b)[None]) for b in images]
+    """`model.encode_images` on the pixels the export feeds the tower."""
+    return model.encode_images(
+        np.stack([decode_like_serving(b) for b in images])
     )
 
 
@@ -385,24 +385,24 @@ def test_zero_shot_with_baked_names_equals_classify(signatures):
     )
 
 
-def test_crop_resize_matches_resize_and_crop(exported):
-    from keras_lit import image_ops
-
+def test_stretch_resize_matches_encode_images(exported):
     graph = export_lib._ServingGraph(
         exported.model,
         templates=TEMPLATES,
         max_pixels=10**6,
         max_text_bytes=100,
-        resize="crop",
+        resize="stretch",
         class_names=None,
         class_weights=None,
         top_k=1,
     )
-    image = random_images(1, 64, seed=9)[0][:40]  # 40x64: cropped sides
-    data = encode(image, "PNG")
-    actual = graph.embed_image(tf.constant([data]))["embeddings"].numpy()
-    cropped = image_ops.resize_and_crop(image, (32, 32)).numpy()
-    expected = exported.model.encode_images(cropped[None])
+    images = [random_images(1, 64, seed=9)[0][:40], random_images(1, 32)[0]]
+    data = [encode(image, "PNG") for image in images]
+    actual = graph.embed_image(tf.constant(data))["embeddings"].numpy()
+    # Raw images of any size: `encode_images` resizes them itself.
+    expected = np.concatenate(
+        [exported.model.encode_images(i[None]) for i in images]
+    )
     np.testing.assert_allclose(actual, expected, atol=1e-5, rtol=0)
 
 

@@ -58,8 +58,18 @@ def images():
     ]
 
 
+_DIRECT = {}
+
+
 def direct(exported, key, **inputs):
     """The signature called in this process: what the server must return."""
+    cache_key = (key, tuple((k, tuple(v)) for k, v in sorted(inputs.items())))
+    if cache_key not in _DIRECT:
+        _DIRECT[cache_key] = _direct(exported, key, **inputs)
+    return _DIRECT[cache_key]
+
+
+def _direct(exported, key, **inputs):
     signatures = loaded_signatures(exported)
     tensors = {k: tf.constant(v, tf.string) for k, v in inputs.items()}
     outputs = {}
@@ -314,7 +324,12 @@ def test_rest_parses_documented_responses(body, key, expected):
 @pytest.mark.parametrize("format", ["row", "columnar"])
 def test_rest_every_signature_matches_grpc(exported, server, images, format):
     client = RestClient(server.rest_url, timeout=120, format=format)
-    for key, inputs in signature_calls(images).items():
+    calls = signature_calls(images)
+    del calls["serving_default"]  # The same function as classify.
+    for key, inputs in calls.items():
+        if format == "row" and key == "zero_shot":
+            # Rows need as many class names as images.
+            inputs = dict(inputs, class_names=QUERY_CLASSES[:3])
         actual = client.predict(key, inputs)
         # JSON floats printed by Python round-trip float32 exactly.
         assert_same_outputs(actual, direct(exported, key, **inputs))

@@ -116,8 +116,14 @@ def webp_claiming(height, width):
     return bytes(data)
 
 
-def decode_like_serving(image_bytes):
-    """The pixels the export decodes: `[H, W, 3]` uint8."""
-    return tf.io.decode_image(
-        image_bytes, channels=3, expand_animations=False
-    ).numpy()
+def decode_like_serving(image_bytes, image_size=(32, 32)):
+    """The pixels the export feeds the tower (`resize="crop"`), uint8.
+
+    Decoded, resized on the shorter side, centre-cropped and rounded, as
+    `keras_lit.data` does.
+    """
+    from keras_lit import image_ops
+
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image = image_ops.resize_and_crop(image, image_size)
+    return tf.cast(tf.round(image), tf.uint8).numpy()

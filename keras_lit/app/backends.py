@@ -44,8 +44,12 @@ def tensorflow_error_message(error):
 
 
 def find_version_directory(path):
-    """A SavedModel version directory: `path` itself or its newest version."""
-    path = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    """A SavedModel version directory: `path` itself or its newest version.
+
+    Keeps the caller's spelling of the path (relative stays relative), as
+    the page shows it.
+    """
+    path = os.path.normpath(os.path.expanduser(os.fspath(path)))
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return path
     if not os.path.isdir(path):
@@ -144,7 +148,9 @@ class LocalBackend:
             )
 
     def input_names(self, signature_name):
-        return list(self._function(signature_name).structured_input_signature[1])
+        return list(
+            self._function(signature_name).structured_input_signature[1]
+        )
 
     def predict(self, signature_name, inputs):
         """`{name: nested list}` -> `{name: np.ndarray}`; `RestError`s."""
@@ -186,8 +192,28 @@ class LocalBackend:
 
     def embed_images(self, image_bytes):
         """`[bytes]` -> float32 `[N, D]`; raises `RestError` on bad input."""
-        outputs = self.predict("embed_image", {"image_bytes": list(image_bytes)})
+        outputs = self.predict(
+            "embed_image", {"image_bytes": list(image_bytes)}
+        )
         return np.asarray(outputs["embeddings"], "float32")
+
+    def warm_up(self, image_bytes):
+        """Runs each signature once, so the page's first call is fast.
+
+        (TF Serving does the same with the export's warmup file.) Errors
+        are ignored: a failing signature reports itself when called.
+        """
+        calls = {
+            "zero_shot": {"image_bytes": [image_bytes], "class_names": [b"a"]},
+            "embed_text": {"texts": [b"a photo"]},
+            "embed_image": {"image_bytes": [image_bytes]},
+        }
+        for name, inputs in calls.items():
+            if name in self.signatures:
+                try:
+                    self.predict(name, inputs)
+                except RestError:
+                    pass
 
     def status_body(self):
         return {
@@ -318,9 +344,11 @@ class RemoteBackend:
                 "Is the server running, and is --serving-url its REST port "
                 "(8501 by default)?"
             )
-            return 502, "application/json", json.dumps(
-                {"error": message}
-            ).encode("utf-8")
+            return (
+                502,
+                "application/json",
+                json.dumps({"error": message}).encode("utf-8"),
+            )
 
     def embed_images(self, image_bytes):
         from keras_lit.serving.client import RestClient

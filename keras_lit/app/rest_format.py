@@ -71,7 +71,8 @@ def parse_predict_request(payload, input_names=None):
     signature_name = body.get("signature_name", "serving_default")
     if not isinstance(signature_name, str) or not signature_name:
         raise RestError(
-            400, f"'signature_name' must be a string. Received: {signature_name!r}"
+            400,
+            f"'signature_name' must be a string. Received: {signature_name!r}",
         )
     if ("inputs" in body) == ("instances" in body):
         raise RestError(
@@ -237,8 +238,8 @@ def _decode(value):
         if set(value) != {"b64"} or not isinstance(value["b64"], str):
             raise RestError(
                 400,
-                "A JSON object inside a tensor must be {\"b64\": "
-                f"\"<base64 string>\"}}. Received keys: {sorted(value)}",
+                'A JSON object inside a tensor must be {"b64": '
+                f'"<base64 string>"}}. Received keys: {sorted(value)}',
             )
         try:
             return base64.b64decode(value["b64"], validate=True)

@@ -24,6 +24,7 @@ import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 CACHE_FORMAT = "keras_lit.app.search_cache.v1"
+SAVE_EVERY_SECONDS = 30.0
 
 
 def default_cache_dir():
@@ -145,7 +146,9 @@ class SearchIndex:
         try:
             self.build()
         except Exception as error:  # Reported in the page, never fatal.
-            self._update(state="error", error=f"{type(error).__name__}: {error}")
+            self._update(
+                state="error", error=f"{type(error).__name__}: {error}"
+            )
 
     def build(self):
         """Embeds the folder (reusing the cache); returns `status()`."""
@@ -176,6 +179,7 @@ class SearchIndex:
             else:
                 todo.append((name, mtime_ns, size))
         self._update(from_cache=len(entries), done=len(entries))
+        last_save = time.time()
         for first in range(0, len(todo), self.batch_size):
             batch = todo[first : first + self.batch_size]
             for (name, mtime_ns, size), (embedding, reason) in zip(
@@ -186,6 +190,9 @@ class SearchIndex:
                 done=len(entries),
                 embedded=self._status["embedded"] + len(batch),
             )
+            if time.time() - last_save > SAVE_EVERY_SECONDS:
+                self._save_cache(entries)  # A long run keeps its progress.
+                last_save = time.time()
         self._save_cache(entries)
         names = [name for name, _, _ in files if entries[name][2] is not None]
         skipped = [
@@ -275,9 +282,11 @@ class SearchIndex:
             return {}
         try:
             with np.load(self.cache_path, allow_pickle=False) as data:
-                if str(data["format"]) != CACHE_FORMAT or str(
-                    data["model_key"]
-                ) != self.model_key or str(data["folder"]) != self.folder:
+                if (
+                    str(data["format"]) != CACHE_FORMAT
+                    or str(data["model_key"]) != self.model_key
+                    or str(data["folder"]) != self.folder
+                ):
                     return {}
                 names = [str(n) for n in data["names"]]
                 mtimes = data["mtime_ns"].tolist()
@@ -297,9 +306,7 @@ class SearchIndex:
         if not self.cache_path:
             return
         names = sorted(entries)
-        dim = next(
-            (len(e[2]) for e in entries.values() if e[2] is not None), 0
-        )
+        dim = next((len(e[2]) for e in entries.values() if e[2] is not None), 0)
         embeddings = np.zeros((len(names), dim), "float32")
         for row, name in enumerate(names):
             if entries[name][2] is not None:

@@ -14,6 +14,7 @@ so a crash never leaves a half-written shard under its final name.
 """
 
 import argparse
+import collections
 import concurrent.futures
 import math
 import os
@@ -73,6 +74,8 @@ def write_tfrecords(
             "`paths` and `captions` must have the same length. Received: "
             f"len(paths)={len(paths)}, len(captions)={len(captions)}"
         )
+    if not paths:
+        raise ValueError("`paths` must list at least one image. Received: []")
     if not isinstance(examples_per_shard, int) or examples_per_shard < 1:
         raise ValueError(
             "`examples_per_shard` must be a positive int. "
@@ -102,7 +105,7 @@ def write_tfrecords(
         total=len(paths), unit="img", desc="convert", disable=not verbose
     )
     with concurrent.futures.ThreadPoolExecutor(num_threads) as executor:
-        contents = executor.map(_read_bytes, paths)
+        contents = _read_ahead(executor, paths, 4 * num_threads)
         writer = None
         for index, (path, texts, image_bytes) in enumerate(
             zip(paths, captions, contents)
@@ -190,6 +193,17 @@ def convert_folder(
         directory, captions_file, image_key, text_key
     )
     return write_tfrecords(paths, captions, output_dir, **kwargs)
+
+
+def _read_ahead(executor, paths, window):
+    """Yields file contents in order, reading at most `window` ahead."""
+    pending = collections.deque()
+    for path in paths:
+        pending.append(executor.submit(_read_bytes, path))
+        if len(pending) > window:
+            yield pending.popleft().result()
+    for future in pending:
+        yield future.result()
 
 
 def _read_bytes(path):

@@ -111,7 +111,7 @@ def tfrecord_dataset(
         drop_remainder=drop_remainder,
         skipped_images=skipped_images,
         num_parallel_calls=num_parallel_calls,
-        cycle_length=max(cycle, 1) if shuffle else 1,
+        cycle_length=cycle,
         auto_shard_policy=FILE,
     )
 
@@ -123,7 +123,10 @@ def _match_files(file_pattern):
     files = []
     for pattern in patterns:
         pattern = str(pattern)
-        matched = tf.io.gfile.glob(pattern)
+        # `.tmp` files are leftovers of an interrupted conversion.
+        matched = [
+            f for f in tf.io.gfile.glob(pattern) if not f.endswith(".tmp")
+        ]
         if not matched:
             raise ValueError(
                 "`file_pattern` must match at least one TFRecord file. "

@@ -171,6 +171,7 @@ def run_demo(
         "same budget for the setups table."
     )
     setups["Lu"].update(evaluate(setups["Lu"]["model"], data, settings))
+    log(_summary_line("Lu", setups["Lu"]))
     for setup in settings["setups"]:
         if setup == "Lu":
             continue
@@ -180,6 +181,7 @@ def run_demo(
         )
         setups[setup].update(evaluate(setups[setup]["model"], data, settings))
         timings[f"setup_{setup}"] = time.time() - tick
+        log(_summary_line(setup, setups[setup]))
     lit_model = setups["Lu"]["model"]
 
     log("Step 5/6: exporting the SavedModel and querying it.")
@@ -357,7 +359,7 @@ def train_setup(
             pairs,
             precompute_dir,
             batch_size=250,
-            verbose=False,
+            verbose=verbose,
         )
         precompute_seconds = time.time() - start
         dataset = precompute.load_precomputed(
@@ -483,9 +485,12 @@ def export_and_query(model, data, settings, output_dir):
     )
     shape_names = captions.LABEL_SETS["shape"]
     colour_names = captions.LABEL_SETS["colour"]
+    export_dir = os.path.join(output_dir, "export")
+    if os.path.exists(export_dir):
+        shutil.rmtree(export_dir)  # the demo's own output: one version
     path = export.export_for_serving(
         model,
-        os.path.join(output_dir, "export"),
+        export_dir,
         class_names=shape_names,
         templates=list(captions.PROMPT_TEMPLATES["shape"]),
         top_k=3,
@@ -619,7 +624,13 @@ def format_results(results):
 
 
 def write_report_png(path, data, setups, pretrain_info, export):
-    """Sample images with their top zero-shot labels, plus training curves."""
+    """Sample images with their top zero-shot labels, plus training curves.
+
+    Top: held-out images labelled by the exported SavedModel (shape from
+    `classify`, colour from `zero_shot`), green when both are right. Bottom:
+    the stage-1 loss, the contrastive loss of each setup, and zero-shot top-1
+    per label set and setup against chance.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -627,11 +638,11 @@ def write_report_png(path, data, setups, pretrain_info, export):
 
     queries = export["queries"]
     samples = len(queries["shape"]["top_class"])
-    columns = min(samples, 6)
+    columns = max(min(samples, 6), 3)
     rows = -(-samples // columns)
-    figure = plt.figure(figsize=(2.2 * columns, 2.4 * rows + 3.2))
+    figure = plt.figure(figsize=(13, 2.3 * rows + 3.6))
     grid = figure.add_gridspec(
-        rows + 1, columns, height_ratios=[1] * rows + [1.4]
+        rows + 1, columns, height_ratios=[1] * rows + [1.6]
     )
     for index in range(samples):
         axis = figure.add_subplot(grid[index // columns, index % columns])
@@ -648,26 +659,54 @@ def write_report_png(path, data, setups, pretrain_info, export):
         axis.set_title(
             "\n".join(lines), fontsize=8, color="green" if correct else "red"
         )
-    half = max(columns // 2, 1)
-    curves = figure.add_subplot(grid[rows, :half])
+    bottom = grid[rows, :].subgridspec(1, 3, wspace=0.3)
+
+    stage1 = figure.add_subplot(bottom[0])
     history = pretrain_info.get("history", {})
     if history.get("loss"):
-        curves.plot(range(1, len(history["loss"]) + 1), history["loss"], "o-")
-    curves.set_title("Stage 1: supervised pretraining", fontsize=9)
-    curves.set_xlabel("epoch")
-    curves.set_ylabel("loss")
-    lit = figure.add_subplot(grid[rows, half:])
+        epochs = range(1, len(history["loss"]) + 1)
+        stage1.plot(epochs, history["loss"], "o-")
+    stage1.set_title("Stage 1: supervised pretraining", fontsize=9)
+    stage1.set_xlabel("epoch")
+    stage1.set_ylabel("loss")
+
+    lit = figure.add_subplot(bottom[1])
     for setup, run in setups.items():
         lit.plot(run["steps"], run["history"]["loss"], label=setup)
-    lit.set_title("LiT contrastive loss (same budget)", fontsize=9)
+    lit.set_title("Contrastive loss, same budget", fontsize=9)
     lit.set_xlabel("step")
     lit.legend(fontsize=8)
+
+    bars = figure.add_subplot(bottom[2])
+    names = list(captions.LABEL_SETS)
+    width = 0.8 / max(len(setups), 1)
+    for offset, (setup, run) in enumerate(setups.items()):
+        positions = np.arange(len(names)) + (offset - 1) * width
+        values = [run["zero_shot"][name]["top1"] for name in names]
+        bars.bar(positions, values, width, label=setup)
+    for position, name in enumerate(names):
+        chance = 1.0 / len(captions.LABEL_SETS[name])
+        bars.hlines(chance, position - 0.45, position + 0.45, "k", ":")
+    bars.set_xticks(range(len(names)), names, fontsize=8)
+    bars.set_ylim(0, 1)
+    bars.set_title("Zero-shot top-1 (dotted: chance)", fontsize=9)
+    bars.legend(fontsize=7, loc="lower right")
+
     figure.suptitle(
-        "Zero-shot labels (shape, colour) from the exported model", fontsize=10
+        "LiT demo: held-out images labelled zero-shot by the exported model "
+        "(shape, colour)",
+        fontsize=10,
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    figure.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(figure)
+
+
+def _summary_line(setup, run):
+    scores = ", ".join(
+        f"{name} {values['top1']:.3f}"
+        for name, values in run["zero_shot"].items()
+    )
+    return f"  {setup} zero-shot top-1: {scores}"
 
 
 def _logger(verbose):

@@ -1,3 +1,5 @@
+import copy
+
 import keras
 from keras import ops
 
@@ -256,7 +258,8 @@ class LockedImageEncoder(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        # Deserialising pops keys from nested dicts: never touch the caller's.
+        config = copy.deepcopy(config)
         config["backbone"] = keras.layers.deserialize(config["backbone"])
         return cls(**config)
 

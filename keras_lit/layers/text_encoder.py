@@ -1,3 +1,5 @@
+import copy
+
 import keras
 import keras_hub
 import numpy as np
@@ -261,7 +263,8 @@ class TextEncoder(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        # Deserialising pops keys from nested dicts: never touch the caller's.
+        config = copy.deepcopy(config)
         config["backbone"] = keras.layers.deserialize(config["backbone"])
         config["tokenizer"] = keras.layers.deserialize(config["tokenizer"])
         return cls(**config)

@@ -1,3 +1,4 @@
+import copy
 import functools
 
 import keras
@@ -172,20 +173,19 @@ class LiTModel(keras.Model):
         return self._encode({"texts": texts}, "text_embeddings", batch_size)
 
     def _encode(self, x, key, batch_size):
-        dataset = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
-        dataset = dataset.map(self.preprocessor, num_parallel_calls=-1)
-        predict = self._encode_function()
-        return np.concatenate(
-            [predict(batch)[key].numpy() for batch in dataset], axis=0
-        )
+        (name, values), = x.items()
+        if name == "texts":
+            values = list(values)
+        size = len(values)
+        outputs = []
+        for start in range(0, size, batch_size):
+            batch = self.preprocessor({name: values[start : start + batch_size]})
+            outputs.append(self._encode_function(batch)[key].numpy())
+        return np.concatenate(outputs, axis=0)
 
-    def _encode_function(self):
-        if getattr(self, "_encode_fn", None) is None:
-            self._encode_fn = tf.function(
-                lambda batch: self(batch, training=False),
-                reduce_retracing=True,
-            )
-        return self._encode_fn
+    @tf.function(reduce_retracing=True)
+    def _encode_function(self, batch):
+        return self(batch, training=False)
 
     # --- Training ---------------------------------------------------------
 
@@ -496,7 +496,8 @@ class LiTModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        # Deserialising pops keys from nested dicts: never touch the caller's.
+        config = copy.deepcopy(config)
         for key in ("image_encoder", "text_encoder"):
             config[key] = keras.layers.deserialize(config[key])
         return cls(**config)

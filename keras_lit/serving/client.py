@@ -256,20 +256,18 @@ class GrpcClient:
 
 
 def parse_predict_response(response):
-    """`PredictResponse` -> `{output: np.ndarray}` (strings as `str`)."""
+    """`PredictResponse` -> `{output: np.ndarray}`.
+
+    String outputs become `str`, except those whose name ends in `_bytes`
+    (TF Serving's convention for binary values), which stay `bytes`.
+    """
     import tensorflow as tf
 
     outputs = {}
     for name, proto in response.outputs.items():
         value = tf.make_ndarray(proto)
-        if value.dtype == object:
-            value = (
-                np.vectorize(
-                    lambda item: item.decode("utf-8"), otypes=[object]
-                )(value)
-                if value.size
-                else value
-            )
+        if value.dtype == object and value.size and not name.endswith("_bytes"):
+            value = np.vectorize(bytes.decode, otypes=[object])(value)
         outputs[name] = value
     return outputs
 

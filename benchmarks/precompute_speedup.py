@@ -1,0 +1,580 @@
+"""Training from precomputed image embeddings vs running the locked tower.
+
+For each tower pair it measures, with `LiTModel.fit`:
+
+1. Training pairs/s on the fly (`{"images", "texts"}`: the locked image tower
+   runs forward every step) and from precomputed embeddings
+   (`{"image_embeddings", "texts"}`: only the text tower runs), and prints
+   the measured speed-up beside the FLOP-count ideal
+   `(image forward + text step) / text step`, where a text training step
+   counts 3x its forward FLOPs (forward + backward) plus the logits.
+2. The largest batch that trains within a fixed memory budget, both ways
+   (peak RSS of a fresh process running 2 steps, or the GPU's peak memory;
+   doubling, then bisection, up to `--max-batch`).
+3. Input pipeline throughput vs training throughput: JPEG TFRecord shards
+   through `keras_lit.data.tfrecord_dataset` + `model.preprocessor`, and
+   precomputed shards through `load_precomputed` + `model.preprocessor`, each
+   against the training step it feeds. It also reports what precompute
+   itself costs (images/s through the tower, once).
+
+Tower pairs (random weights, nothing downloaded):
+- `demo`: the demo's towers: KerasCV ResNetV2 [16, 32, 64] x [2, 2, 2] at
+  64 px (pooled 256-d) and a 2 x 64 transformer text tower, batch 128.
+- `vit_b16_bert_base`: KerasHub `ViTBackbone` B/16 at 224 px (CLS pooling,
+  768-d) and `BertBackbone` base (12 x 768, 30522 tokens), 16 tokens.
+
+Typical usage (on a quiet machine; the ViT-B/BERT-base rows take a while on
+CPU):
+
+    python benchmarks/precompute_speedup.py --configs demo vit_b16_bert_base
+    python benchmarks/precompute_speedup.py --smoke   # tiny, checks it runs
+
+It prints one JSON line per measurement and a Markdown summary table for
+`benchmarks/RESULTS.md`; `--output FILE` also writes all results as JSON.
+"""
+
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+CONFIGS = {
+    "demo": {
+        "image": {
+            "kind": "resnet_v2",
+            "image_size": 64,
+            "stackwise_filters": [16, 32, 64],
+            "stackwise_blocks": [2, 2, 2],
+            "stackwise_strides": [1, 2, 2],
+        },
+        "text": {
+            "kind": "scratch",
+            "num_layers": 2,
+            "num_heads": 2,
+            "hidden_dim": 64,
+            "intermediate_dim": 128,
+            "vocabulary_size": 400,
+        },
+        "sequence_length": 16,
+        "batch_size": 128,
+        "max_batch": 16384,
+        "memory_budget_mb": 2048,
+        "stored_image_size": 64,
+        "pipeline_images": 2048,
+    },
+    "vit_b16_bert_base": {
+        "image": {
+            "kind": "vit",
+            "image_size": 224,
+            "patch_size": 16,
+            "num_layers": 12,
+            "num_heads": 12,
+            "hidden_dim": 768,
+            "mlp_dim": 3072,
+        },
+        "text": {
+            "kind": "bert",
+            "num_layers": 12,
+            "num_heads": 12,
+            "hidden_dim": 768,
+            "intermediate_dim": 3072,
+            "vocabulary_size": 30522,
+        },
+        "sequence_length": 16,
+        "batch_size": 32,
+        "max_batch": 1024,
+        "memory_budget_mb": 6144,
+        "stored_image_size": 256,
+        "pipeline_images": 256,
+    },
+}
+
+# Tiny stand-ins with the same structure, for `--smoke`.
+SMOKE_CONFIGS = {
+    "demo": {
+        **CONFIGS["demo"],
+        "image": {
+            **CONFIGS["demo"]["image"],
+            "image_size": 32,
+            "stackwise_filters": [8, 16],
+            "stackwise_blocks": [2, 2],
+            "stackwise_strides": [1, 2],
+        },
+        "text": {**CONFIGS["demo"]["text"], "hidden_dim": 16},
+        "batch_size": 8,
+        "max_batch": 32,
+        "memory_budget_mb": 1500,
+        "stored_image_size": 40,
+        "pipeline_images": 32,
+    },
+    "vit_b16_bert_base": {
+        **CONFIGS["vit_b16_bert_base"],
+        "image": {
+            "kind": "vit",
+            "image_size": 32,
+            "patch_size": 8,
+            "num_layers": 1,
+            "num_heads": 2,
+            "hidden_dim": 16,
+            "mlp_dim": 32,
+        },
+        "text": {
+            "kind": "bert",
+            "num_layers": 1,
+            "num_heads": 2,
+            "hidden_dim": 16,
+            "intermediate_dim": 32,
+            "vocabulary_size": 500,
+        },
+        "batch_size": 8,
+        "max_batch": 32,
+        "memory_budget_mb": 1500,
+        "stored_image_size": 40,
+        "pipeline_images": 32,
+    },
+}
+
+WORDS = (
+    "a the red blue green yellow small large circle square star triangle "
+    "ring cross on striped plain noisy checkered gradient background photo "
+    "of tiny big bright dark shape picture with near"
+).split()
+
+
+# --- Building the towers ------------------------------------------------------
+
+
+def vocabulary_for(size):
+    """A WordPiece vocabulary of exactly `size` tokens (random towers)."""
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + WORDS
+    tokens += [f"tok{i}" for i in range(size - len(tokens))]
+    return tokens[:size]
+
+
+def build_model(config):
+    """A LiTModel with randomly initialised towers shaped as `config`."""
+    import keras
+    import keras_hub
+
+    from keras_lit.layers import LockedImageEncoder
+    from keras_lit.layers import TextEncoder
+    from keras_lit.models import LiTModel
+
+    keras.utils.set_random_seed(0)
+    image, text = config["image"], config["text"]
+    size = image["image_size"]
+    if image["kind"] == "resnet_v2":
+        import keras_cv
+
+        backbone = keras_cv.models.ResNetV2Backbone(
+            stackwise_filters=image["stackwise_filters"],
+            stackwise_blocks=image["stackwise_blocks"],
+            stackwise_strides=image["stackwise_strides"],
+            include_rescaling=True,
+            input_shape=(size, size, 3),
+        )
+        image_encoder = LockedImageEncoder(backbone, pooling="avg")
+    else:
+        backbone = keras_hub.models.ViTBackbone(
+            image_shape=(size, size, 3),
+            patch_size=image["patch_size"],
+            num_layers=image["num_layers"],
+            num_heads=image["num_heads"],
+            hidden_dim=image["hidden_dim"],
+            mlp_dim=image["mlp_dim"],
+        )
+        image_encoder = LockedImageEncoder(
+            backbone, pooling="cls", value_range=(-1, 1)
+        )
+    vocabulary = vocabulary_for(text["vocabulary_size"])
+    if text["kind"] == "scratch":
+        text_encoder = TextEncoder.from_scratch(
+            vocabulary,
+            projection_dim=image_encoder.output_dim,
+            num_layers=text["num_layers"],
+            num_heads=text["num_heads"],
+            hidden_dim=text["hidden_dim"],
+            intermediate_dim=text["intermediate_dim"],
+            sequence_length=config["sequence_length"],
+        )
+    else:
+        tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
+            vocabulary=vocabulary, lowercase=True
+        )
+        bert = keras_hub.models.BertBackbone(
+            vocabulary_size=len(vocabulary),
+            num_layers=text["num_layers"],
+            num_heads=text["num_heads"],
+            hidden_dim=text["hidden_dim"],
+            intermediate_dim=text["intermediate_dim"],
+            dropout=0.0,
+            max_sequence_length=max(config["sequence_length"], 16),
+        )
+        text_encoder = TextEncoder(
+            bert,
+            tokenizer,
+            projection_dim=image_encoder.output_dim,
+            sequence_length=config["sequence_length"],
+        )
+    model = LiTModel(image_encoder, text_encoder)
+    model.compile()
+    return model
+
+
+# --- FLOP counts --------------------------------------------------------------
+
+
+def transformer_flops(tokens, width, mlp, layers):
+    """Forward FLOPs of `layers` pre-norm transformer blocks (2 per MAC)."""
+    projections = 2 * tokens * width * 4 * width  # q, k, v, output
+    attention = 2 * 2 * tokens * tokens * width  # scores, weighted sum
+    feed_forward = 2 * 2 * tokens * width * mlp
+    return layers * (projections + attention + feed_forward)
+
+
+def conv_flops(backbone):
+    """Forward FLOPs of the Conv2D/Dense layers of a functional backbone."""
+    import keras
+
+    total = 0
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, _ = layer.output.shape
+            kh, kw, cin, cout = layer.kernel.shape
+            total += 2 * height * width * kh * kw * cin * cout // layer.groups
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return total
+
+
+def flop_counts(config, model):
+    """Per-pair FLOPs: image forward, text training step, logits."""
+    image, text = config["image"], config["text"]
+    tokens = config["sequence_length"]
+    dim = model.image_encoder.output_dim
+    if image["kind"] == "resnet_v2":
+        image_forward = conv_flops(model.image_encoder.backbone)
+    else:
+        patches = (image["image_size"] // image["patch_size"]) ** 2
+        patch_embedding = 2 * patches * image["patch_size"] ** 2 * 3
+        patch_embedding *= image["hidden_dim"]
+        image_forward = patch_embedding + transformer_flops(
+            patches + 1,
+            image["hidden_dim"],
+            image["mlp_dim"],
+            image["num_layers"],
+        )
+    text_forward = transformer_flops(
+        tokens,
+        text["hidden_dim"],
+        text["intermediate_dim"],
+        text["num_layers"],
+    )
+    text_forward += 2 * text["hidden_dim"] * dim  # projection
+    batch = config["batch_size"]
+    # Logits B x B x D (twice: image->text shares them) fwd + bwd, per pair.
+    logits = 3 * 2 * batch * dim
+    text_step = 3 * text_forward + logits
+    return {
+        "image_forward_flops": image_forward,
+        "text_step_flops": text_step,
+        "ideal_speedup": (image_forward + text_step) / text_step,
+    }
+
+
+# --- Measurements -------------------------------------------------------------
+
+
+def random_batch(config, model, mode, batch_size, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(rng.choice(WORDS, size=8)) for _ in range(batch_size)]
+    if mode == "precomputed":
+        embeddings = rng.standard_normal(
+            (batch_size, model.image_encoder.feature_dim)
+        ).astype("float32")
+        return {"image_embeddings": embeddings, "texts": texts}
+    size = config["image"]["image_size"]
+    images = rng.integers(0, 256, (batch_size, size, size, 3), dtype="uint8")
+    return {"images": images, "texts": texts}
+
+
+def train_pairs_per_second(model, batch, steps, warmup):
+    """`fit` on one reused batch: pairs/s over the steps after warmup."""
+    import keras
+    import tensorflow as tf
+
+    batch_size = len(batch["texts"])
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_batch_end(self, step, logs=None):
+            if step + 1 == warmup:
+                self.start = time.perf_counter()
+            self.end = time.perf_counter()
+
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    timer = Timer()
+    model.fit(
+        dataset,
+        steps_per_epoch=warmup + steps,
+        epochs=1,
+        callbacks=[timer],
+        verbose=0,
+    )
+    return batch_size * steps / (timer.end - timer.start)
+
+
+def dataset_pairs_per_second(dataset, batches, warmup):
+    """Batches/s of iterating a dataset, in pairs/s."""
+    iterator = iter(dataset)
+    for _ in range(warmup):
+        next(iterator)
+    start = time.perf_counter()
+    pairs = 0
+    for _ in range(batches):
+        batch = next(iterator)
+        pairs += int(batch["token_ids"].shape[0])
+    return pairs / (time.perf_counter() - start)
+
+
+def write_jpeg_shards(directory, config, seed=0):
+    """Synthetic JPEG photos in TFRecord shards (like converted data)."""
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from keras_lit.data import serialize_example
+
+    rng = np.random.default_rng(seed)
+    size = config["stored_image_size"]
+    count = config["pipeline_images"]
+    shards = max(1, count // 256)
+    for shard in range(shards):
+        path = os.path.join(directory, f"train-{shard:05d}.tfrecord")
+        with tf.io.TFRecordWriter(path) as writer:
+            for _ in range(count // shards):
+                # Smooth random images: JPEG sizes like photos'.
+                small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+                image = Image.fromarray(small).resize((size, size))
+                buffer = io.BytesIO()
+                image.save(buffer, "JPEG", quality=90)
+                texts = [" ".join(rng.choice(WORDS, size=8)) for _ in range(2)]
+                writer.write(serialize_example(buffer.getvalue(), texts))
+    return os.path.join(directory, "train-*.tfrecord")
+
+
+def measure_config(name, config, args):
+    from keras_lit import data
+    from keras_lit.precompute import load_precomputed
+    from keras_lit.precompute import precompute_image_embeddings
+
+    results = {"config": name, "batch_size": config["batch_size"]}
+    model = build_model(config)
+    results.update(flop_counts(config, model))
+    batch_size = config["batch_size"]
+    for mode in ("on_the_fly", "precomputed"):
+        batch = random_batch(config, model, mode, batch_size)
+        results[f"{mode}_pairs_per_s"] = train_pairs_per_second(
+            model, batch, args.steps, args.warmup
+        )
+        emit(name, f"train_{mode}", results[f"{mode}_pairs_per_s"])
+    results["speedup"] = (
+        results["precomputed_pairs_per_s"] / results["on_the_fly_pairs_per_s"]
+    )
+    results["fraction_of_ideal"] = results["speedup"] / results["ideal_speedup"]
+
+    with tempfile.TemporaryDirectory() as directory:
+        pattern = write_jpeg_shards(directory, config)
+        image_size = model.image_encoder.image_size
+        raw = data.tfrecord_dataset(
+            pattern, image_size=image_size, batch_size=batch_size, seed=0
+        ).repeat()
+        results["pipeline_pairs_per_s"] = dataset_pairs_per_second(
+            raw.map(model.preprocessor, num_parallel_calls=-1).prefetch(-1),
+            args.pipeline_batches,
+            args.warmup,
+        )
+        emit(name, "pipeline_images", results["pipeline_pairs_per_s"])
+
+        embeddings_dir = os.path.join(directory, "embeddings")
+        source = data.tfrecord_dataset(
+            pattern, image_size=image_size, shuffle=False, caption="all"
+        )
+        start = time.perf_counter()
+        summary = precompute_image_embeddings(
+            model.image_encoder,
+            source,
+            embeddings_dir,
+            shard_size=max(256, batch_size),
+            batch_size=batch_size,
+            verbose=False,
+        )
+        results["precompute_images_per_s"] = summary["num_examples"] / (
+            time.perf_counter() - start
+        )
+        emit(name, "precompute_images", results["precompute_images_per_s"])
+        precomputed = load_precomputed(
+            embeddings_dir, batch_size=batch_size, seed=0
+        ).repeat()
+        results["precomputed_pipeline_pairs_per_s"] = dataset_pairs_per_second(
+            precomputed.map(model.preprocessor, num_parallel_calls=-1),
+            args.pipeline_batches,
+            args.warmup,
+        )
+        emit(
+            name,
+            "pipeline_precomputed",
+            results["precomputed_pipeline_pairs_per_s"],
+        )
+    results["pipeline_over_training"] = (
+        results["pipeline_pairs_per_s"] / results["on_the_fly_pairs_per_s"]
+    )
+    results["precomputed_pipeline_over_training"] = (
+        results["precomputed_pipeline_pairs_per_s"]
+        / results["precomputed_pairs_per_s"]
+    )
+
+    if args.memory:
+        budget = args.memory_budget_mb or config["memory_budget_mb"]
+        results["memory_budget_mb"] = budget
+        for mode in ("on_the_fly", "precomputed"):
+            results[f"{mode}_max_batch"] = largest_batch(
+                name, mode, budget, config["max_batch"], args
+            )
+            emit(name, f"max_batch_{mode}", results[f"{mode}_max_batch"])
+    return results
+
+
+# --- Memory: the largest batch within a budget --------------------------------
+
+
+def probe_memory(name, mode, batch_size, smoke):
+    """Runs 2 training steps; returns the peak memory in MB."""
+    import tensorflow as tf
+
+    config = (SMOKE_CONFIGS if smoke else CONFIGS)[name]
+    model = build_model(config)
+    batch = random_batch(config, model, mode, batch_size)
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)
+    if tf.config.list_physical_devices("GPU"):
+        info = tf.config.experimental.get_memory_info("GPU:0")
+        return info["peak"] / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fits(name, mode, batch_size, budget, args):
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--probe",
+        name,
+        mode,
+        str(batch_size),
+    ] + (["--smoke"] if args.smoke else [])
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        return False  # out of memory, or killed
+    peak = json.loads(completed.stdout.strip().splitlines()[-1])["peak_mb"]
+    return peak <= budget
+
+
+def largest_batch(name, mode, budget, cap, args):
+    """Doubling then bisection: the largest batch whose peak fits."""
+    low, high = 0, 8
+    while high <= cap and fits(name, mode, high, budget, args):
+        low, high = high, high * 2
+    high = min(high, cap + 1)
+    while high - low > max(1, low // 8):  # within 12.5%
+        middle = (low + high) // 2
+        if fits(name, mode, middle, budget, args):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+# --- Output -------------------------------------------------------------------
+
+
+def emit(config, measurement, value):
+    print(json.dumps({"config": config, measurement: round(value, 2)}))
+    sys.stdout.flush()
+
+
+def markdown(all_results):
+    lines = [
+        "| towers | batch | on the fly pairs/s | precomputed pairs/s | "
+        "speed-up | FLOP ideal | % of ideal | JPEG pipeline / training | "
+        "precomputed pipeline / training | max batch (budget) fly / pre |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in all_results:
+        memory = "not measured"
+        if "on_the_fly_max_batch" in r:
+            memory = (
+                f"{r['on_the_fly_max_batch']} / {r['precomputed_max_batch']}"
+                f" ({r['memory_budget_mb']} MB)"
+            )
+        lines.append(
+            f"| {r['config']} | {r['batch_size']} "
+            f"| {r['on_the_fly_pairs_per_s']:.1f} "
+            f"| {r['precomputed_pairs_per_s']:.1f} "
+            f"| {r['speedup']:.2f}x | {r['ideal_speedup']:.2f}x "
+            f"| {100 * r['fraction_of_ideal']:.0f}% "
+            f"| {r['pipeline_over_training']:.2f}x "
+            f"({r['pipeline_pairs_per_s']:.0f} pairs/s) "
+            f"| {r['precomputed_pipeline_over_training']:.2f}x "
+            f"| {memory} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS)
+    )
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--pipeline-batches", type=int, default=20)
+    parser.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="search the largest batch within the memory budget",
+    )
+    parser.add_argument("--memory-budget-mb", type=float, default=None)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny towers, few steps"
+    )
+    parser.add_argument("--output", default=None, help="JSON results file")
+    parser.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.probe:
+        name, mode, batch_size = args.probe
+        peak = probe_memory(name, mode, int(batch_size), args.smoke)
+        print(json.dumps({"peak_mb": peak}))
+        return 0
+    if args.smoke:
+        args.steps, args.warmup, args.pipeline_batches = 2, 1, 2
+    configs = SMOKE_CONFIGS if args.smoke else CONFIGS
+    results = [measure_config(n, configs[n], args) for n in args.configs]
+    print(markdown(results))
+    if args.output:
+        with open(args.output, "w") as file:
+            json.dump(results, file, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
