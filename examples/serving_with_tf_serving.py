@@ -39,9 +39,8 @@ server; otherwise they only build them.
 ## Setup
 """
 
-import os
-import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -60,6 +59,8 @@ from keras_lit.demo import pretrain
 from keras_lit.demo import shapes
 from keras_lit.serving import client as serving_client
 
+tf.get_logger().setLevel("ERROR")  # No "INFO: Assets written" lines.
+
 """
 ## Hyperparameters
 """
@@ -68,7 +69,7 @@ SMOKE = os.environ.get("KERAS_LIT_SMOKE") == "1"
 CACHE_DIR = os.environ.get(
     "KERAS_LIT_CACHE_DIR", os.path.expanduser("~/.keras/keras_lit")
 )
-EXPORT_DIR = os.path.abspath("lit_serving_example/models/lit")
+EXPORT_DIR = os.path.abspath("lit_runs/serving/models/lit")  # Written here.
 REST_URL = os.environ.get("TF_SERVING_REST_URL")  # e.g. http://localhost:8501
 GRPC_TARGET = os.environ.get("TF_SERVING_GRPC_TARGET")  # e.g. localhost:8500
 SEED = 0
@@ -120,9 +121,11 @@ print(f"final loss {history.history['loss'][-1]:.3f}")
 ## Export
 
 `export_for_serving(model, export_dir)` writes a new numbered version under
-`export_dir`, TF Serving's `base_path` for the model. The version appears
-atomically (written to a hidden directory, then renamed), so a server
-polling the directory never loads half a model.
+`export_dir`, TF Serving's `base_path` for the model: `1/` the first time,
+`2/` the next, and so on (running this example again adds a version). A
+server watching `export_dir` switches to the newest version by itself. The
+version appears atomically (written to a hidden directory, then renamed),
+so the server never loads half a model.
 
 With `class_names`, the export also gets a `classify` signature whose
 zero-shot class weights (prompt ensemble over `templates`) are computed now
@@ -130,8 +133,6 @@ and baked in, and `classify` becomes `serving_default`. The `zero_shot`
 signature takes class names in each request instead.
 """
 
-if os.path.exists(EXPORT_DIR):
-    shutil.rmtree(EXPORT_DIR)  # Start from version 1 on every run.
 class_names = list(shapes.SHAPES)
 path = export.export_for_serving(
     model,
@@ -144,8 +145,10 @@ print("exported to", path)
 for root, _, files in sorted(os.walk(path)):
     for name in sorted(files):
         file = os.path.join(root, name)
-        print(f"  {os.path.relpath(file, path):<50} "
-              f"{os.path.getsize(file) / 1024:8.1f} KiB")
+        print(
+            f"  {os.path.relpath(file, path):<50} "
+            f"{os.path.getsize(file) / 1024:8.1f} KiB"
+        )
 
 """
 `assets.extra/tf_serving_warmup_requests` holds one request per signature
@@ -171,17 +174,19 @@ against.
 cli = shutil.which("saved_model_cli") or shutil.which(
     "saved_model_cli", path=os.path.dirname(sys.executable)
 )
-command = [cli] if cli else [
-    sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"
-]
+command = (
+    [cli]
+    if cli
+    else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+)
 shown = subprocess.run(
     command + ["show", "--dir", path, "--all"],
     capture_output=True,
     text=True,
     check=True,
 )
-# Print the SignatureDefs, not the long list of traced functions after them.
-print(shown.stdout.split("\nConcrete Functions:")[0])
+# The SignatureDefs; the list of ops and traced functions after them is long.
+print(shown.stdout.split("\nThe MetaGraph with tag set")[0])
 
 """
 ## Call the SavedModel from plain TensorFlow
@@ -205,7 +210,8 @@ print("signatures:", sorted(loaded.signatures))
 eval_images, eval_labels = shapes.generate_images(SEED, "eval", 8)
 image_files = [tf.io.encode_png(image).numpy() for image in eval_images[:7]]
 image_files.append(tf.io.encode_jpeg(eval_images[7], quality=90).numpy())
-print("first bytes of each file:", [f[:4] for f in image_files[:2]], "...")
+kinds = ["PNG" if f.startswith(b"\x89PNG") else "JPEG" for f in image_files]
+print(", ".join(f"{k} ({len(f)} bytes)" for k, f in zip(kinds, image_files)))
 
 classify = loaded.signatures["classify"]
 outputs = classify(image_bytes=tf.constant(image_files))
@@ -264,7 +270,7 @@ truncated = image_files[7][: len(image_files[7]) // 2]
 try:
     classify(image_bytes=tf.constant([image_files[0], truncated]))
 except tf.errors.InvalidArgumentError as error:
-    print(error.message.splitlines()[0][:200])
+    print([line for line in error.message.splitlines() if "assertion" in line])
 
 """
 ## REST requests
@@ -344,8 +350,10 @@ request.model_spec.signature_name = "classify"
 request.inputs["image_bytes"].CopyFrom(
     tf.make_tensor_proto(image_files[:2], dtype=tf.string)
 )
-print(f"PredictRequest: {request.ByteSize()} bytes, inputs "
-      f"{list(request.inputs)}, signature {request.model_spec.signature_name!r}")
+print(
+    f"PredictRequest: {request.ByteSize()} bytes, inputs "
+    f"{list(request.inputs)}, signature {request.model_spec.signature_name!r}"
+)
 
 """
 The stub call is three lines:
@@ -368,7 +376,9 @@ pinning, errors as `ServingError` with the server's message).
 """
 
 if GRPC_TARGET:
-    with serving_client.GrpcClient(GRPC_TARGET, model_name="lit") as grpc_client:
+    with serving_client.GrpcClient(
+        GRPC_TARGET, model_name="lit"
+    ) as grpc_client:
         print(grpc_client.classify(image_files[:2])["top_classes"])
 else:
     print("TF_SERVING_GRPC_TARGET is not set: request built, not sent.")
@@ -376,8 +386,8 @@ else:
 """
 ## Run TensorFlow Serving
 
-With Docker, serve the export directory (`EXPORT_DIR`, the parent of the
-version directories) under the model name `lit`:
+With Docker, serve the export directory (`EXPORT_DIR`, printed below: the
+parent of the version directories) under the model name `lit`:
 
 ```sh
 docker run --rm -p 8500:8500 -p 8501:8501 \
@@ -385,12 +395,18 @@ docker run --rm -p 8500:8500 -p 8501:8501 \
   tensorflow/serving:latest
 ```
 
-Then rerun the request cells with `TF_SERVING_REST_URL=http://localhost:8501`
-and `TF_SERVING_GRPC_TARGET=localhost:8500`. Use a server at least as new
-as the TensorFlow that exported the model. `serving/README.md` in the
+Then run this example again with `TF_SERVING_REST_URL=http://localhost:8501`
+and `TF_SERVING_GRPC_TARGET=localhost:8500` in the environment: the request
+cells send their requests, and the server picks up the new version the run
+exports. Use a server at least as new as the TensorFlow that exported the
+model. `serving/README.md` in the
 repository covers batching (`classify`, `embed_*` batch; `zero_shot` does
 not), the apt install, a multi-model config and every error message.
+"""
 
+print(f'EXPORT_DIR="{EXPORT_DIR}"')
+
+"""
 ## Conclusion
 
 The export is a self-contained SavedModel: bytes and strings in, embeddings

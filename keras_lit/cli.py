@@ -339,7 +339,10 @@ def cmd_train(args):
     if train["checkpoints"]:
         callbacks.append(
             keras.callbacks.BackupAndRestore(
-                os.path.join(output_dir, "backup"), delete_checkpoint=False
+                distribute.worker_backup_dir(
+                    os.path.join(output_dir, "backup"), strategy
+                ),
+                delete_checkpoint=False,
             )
         )
     if train["tensorboard"]:
@@ -563,6 +566,13 @@ def cmd_demo(args):
     return 0
 
 
+def cmd_app(args):
+    import_tensorflow()
+    from keras_lit import app
+
+    return app.run(args) or 0
+
+
 def cmd_precompute(args):
     import_tensorflow()
     from keras_lit import precompute
@@ -659,6 +669,14 @@ def build_parser():
     classify.add_argument("--top-k", type=int, default=5)
     classify.set_defaults(function=cmd_classify)
 
+    from keras_lit.app import build_parser as app_parser
+
+    app = commands.add_parser(
+        "app", help="a web page to try a SavedModel: zero-shot and search"
+    )
+    app_parser(app)
+    app.set_defaults(function=cmd_app)
+
     demo = commands.add_parser("demo", help="the offline embedded demo")
     demo.add_argument("--output-dir", default="lit_runs/demo")
     demo.add_argument("--smoke", action="store_true")
@@ -678,7 +696,7 @@ def main(argv=None):
         return args.function(args)
     except (CLIError, ConfigError) as error:
         print(f"keras-lit: error: {error}", file=sys.stderr)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, ImportError) as error:
         message = str(error).strip().splitlines()[0] if str(error) else ""
         print(
             f"keras-lit: error: {type(error).__name__}: {message}",

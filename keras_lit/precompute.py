@@ -34,8 +34,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from keras_lit.data.pipeline import FILE
 from keras_lit.data.pipeline import SEED_SCOPE
+from keras_lit.distribute import auto_shard_policy
+from keras_lit.distribute import is_multi_worker
 from keras_lit.layers.locked_image_encoder import LockedImageEncoder
 
 FORMAT = "keras_lit.precomputed_image_embeddings"
@@ -132,7 +133,7 @@ def precompute_image_embeddings(
             "`batch_size` must be a multiple of the number of replicas "
             f"({replicas}). Received: batch_size={batch_size}"
         )
-    if getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+    if is_multi_worker(strategy):
         raise ValueError(
             "precompute_image_embeddings runs on one worker (all its "
             "devices); split the data and run one precompute per worker "
@@ -245,7 +246,7 @@ def load_precomputed(
     shuffled, read `cycle_length` at a time and records shuffled again; one
     caption (and, with several views, one view) is drawn per image each
     time it is read. Deterministic with a `seed`. FILE auto-sharding under
-    multi-worker strategies.
+    multi-worker strategies (DATA with fewer shards than workers).
 
     Args:
         output_dir: a directory written by `precompute_image_embeddings`.
@@ -409,7 +410,9 @@ def load_precomputed(
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
-    options.experimental_distribute.auto_shard_policy = FILE
+    options.experimental_distribute.auto_shard_policy = auto_shard_policy(
+        [f[0] for f in files]
+    )
     dataset = dataset.with_options(options)
     dataset.manifest = manifest
     return dataset
@@ -496,9 +499,11 @@ def _precompute_view(
     pending_texts = hashlib.sha256()
     batches = elements.ragged_batch(batch_size)
     for batch in batches:
-        texts = [
-            [t.decode("utf-8") for t in row] for row in batch["texts"].to_list()
-        ]
+        rows = batch["texts"]
+        # ragged_batch gives a dense tensor when every row has as many
+        # captions (e.g. one each).
+        rows = rows.to_list() if hasattr(rows, "to_list") else rows.numpy()
+        texts = [[t.decode("utf-8") for t in row] for row in rows]
         count = len(texts)
         first_shard = position // shard_size
         last_shard = (position + count - 1) // shard_size
@@ -616,7 +621,7 @@ def _serialize(embedding, texts, dtype):
         ),
     }
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString()
+    return example.SerializeToString(deterministic=True)
 
 
 def _hash_texts(digest, texts):
@@ -716,9 +721,10 @@ def _encoder_function(image_encoder, strategy, batch_size):
     @tf.function(reduce_retracing=True, autograph=False)
     def step(images):
         outputs = strategy.run(features, args=(images,))
-        if replicas == 1:
-            return strategy.experimental_local_results(outputs)[0]
-        return strategy.gather(outputs, axis=0)
+        # Replica order is batch order. Concatenating the local results needs
+        # no collective op (an all-gather would clash with the group keys of
+        # other strategies in the same process).
+        return tf.concat(strategy.experimental_local_results(outputs), 0)
 
     def encode(images):
         count = int(images.shape[0])

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -405,7 +406,10 @@ def test_search_index_caches_by_path_mtime_and_model(
     reasons = {item["name"]: item["reason"] for item in status["skipped"]}
     assert set(reasons) == {"bomb.png", "broken.jpg"}
     assert "20000x20000" in reasons["bomb.png"]
-    assert "not a JPEG" in reasons["broken.jpg"]
+    assert reasons["broken.jpg"].startswith("not a JPEG, PNG, GIF, BMP or")
+    assert reasons["broken.jpg"].endswith(
+        "(REST clients: base64 in a b64 object)"
+    )
     assert "more/shape5.png" in [name for name, _, _ in index.scan()]
     assert os.path.isfile(index.cache_path)
     query = signatures["embed_text"](texts=tf.constant([QUERY]))["embeddings"]
@@ -804,8 +808,16 @@ def test_command_line_serves_on_loopback(
         capsys.readouterr().err
     )
 
-    environment = dict(os.environ, PYTHONUNBUFFERED="1")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        assert main(["--model", exported.base_dir, "--port", port]) == 2
+    assert f"Port {port} on 127.0.0.1 is already in use" in (
+        capsys.readouterr().err
+    )
 
+    environment = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
         [
             sys.executable,

@@ -2,7 +2,9 @@
 
 The logical devices must be configured before anything initialises TF's
 devices, so this runs at import time. Tests that need several replicas build
-`tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1", ...])` on them.
+`keras_lit.distribute.get_strategy("mirrored", devices=[...])` on them
+(not `tf.distribute.MirroredStrategy` directly: two of different sizes in one
+process collide on collective keys).
 """
 
 import os

@@ -20,6 +20,7 @@ from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
 
 from keras_lit import data
 from keras_lit.data.convert import main as convert_main
+from keras_lit.distribute import get_strategy
 from keras_lit.image_ops import resize_and_crop
 
 SIZE = 32
@@ -186,7 +187,7 @@ def test_fit_under_a_mirrored_strategy_counts_once(tfrecords, vocabulary):
     dataset = data.tfrecord_dataset(
         [pattern, junk], image_size=SIZE, batch_size=4, seed=0
     )
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     with strategy.scope():
         model = make_lit_model(vocabulary)
         model.compile()

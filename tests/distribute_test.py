@@ -6,7 +6,9 @@ and 4 replicas, and check that losses and updated weights agree. The
 label-offset and metric tests check the gathered loss against numpy.
 """
 
+import contextlib
 import json
+import os
 
 import keras
 import numpy as np
@@ -30,8 +32,8 @@ def cpus(count):
     return [f"/cpu:{i}" for i in range(count)]
 
 
-def assert_weights_close(model, actual, expected, rtol=1e-5, atol=1e-6):
-    """Compares trainable weights by name, within `rtol` relative.
+def assert_weights_close(names, actual, expected, rtol=1e-5, atol=1e-6):
+    """Compares weights (named by `names`) within `rtol` relative.
 
     Attention key biases are left out of the relative check: softmax is
     invariant to adding a constant per query, so their exact gradient is 0
@@ -42,17 +44,24 @@ def assert_weights_close(model, actual, expected, rtol=1e-5, atol=1e-6):
     against Adam's steps of ~lr. Adam is blind to a constant gradient scale,
     so the SGD tests below catch loss-scaling bugs.
     """
-    names = [weight.path for weight in model.trainable_weights]
     assert len(names) == len(actual) == len(expected)
     for name, a, b in zip(names, actual, expected):
         if name.endswith("key/bias"):
             assert np.max(np.abs(a)) < 1e-5 and np.max(np.abs(b)) < 1e-5
             continue
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=name)
-    # And the whole tower, as one vector, within `rtol`.
+    # And all of them, as one vector, within `rtol`.
     a = np.concatenate([np.ravel(w) for w in actual])
     b = np.concatenate([np.ravel(w) for w in expected])
     assert np.linalg.norm(a - b) <= rtol * np.linalg.norm(b)
+
+
+def trainable_weights(model, expected_model):
+    """`(names, actual, expected)` for `assert_weights_close`."""
+    names = [weight.path for weight in model.trainable_weights]
+    actual = [np.asarray(w) for w in model.trainable_weights]
+    expected = [np.asarray(w) for w in expected_model.trainable_weights]
+    return names, actual, expected
 
 
 class StepLosses(keras.callbacks.Callback):
@@ -86,9 +95,8 @@ def initial_weights(vocabulary):
 
 
 def fit_steps(vocabulary, weights, data, strategy=None, **compile_kwargs):
-    """`STEPS` fit steps from `weights`; returns (model, step losses)."""
-    scope = strategy.scope() if strategy else keras.name_scope("lit")
-    with scope:
+    """`STEPS` fit steps from `weights`: (model, step losses, history)."""
+    with strategy.scope() if strategy else contextlib.nullcontext():
         model = make_lit_model(vocabulary)
         model.set_weights(weights)
         model.compile(**compile_kwargs)
@@ -106,10 +114,7 @@ def fit_steps(vocabulary, weights, data, strategy=None, **compile_kwargs):
 
 @pytest.fixture(scope="module")
 def single_device_run(vocabulary, initial_weights, training_data):
-    model, losses, history = fit_steps(
-        vocabulary, initial_weights, training_data
-    )
-    return model, losses, history
+    return fit_steps(vocabulary, initial_weights, training_data)
 
 
 # --- Equivalence ---------------------------------------------------------
@@ -134,11 +139,7 @@ def test_mirrored_fit_matches_one_device(
     # The text tower, the temperature (and nothing else) trained.
     text_weights = model.text_encoder.trainable_weights
     assert len(model.trainable_weights) == len(text_weights) + 1
-    assert_weights_close(
-        model,
-        [np.asarray(w) for w in model.trainable_weights],
-        [np.asarray(w) for w in expected_model.trainable_weights],
-    )
+    assert_weights_close(*trainable_weights(model, expected_model))
     np.testing.assert_allclose(
         float(model.temperature), float(expected_model.temperature), rtol=1e-5
     )
@@ -156,10 +157,11 @@ def test_sgd_updates_match_one_device(
     OpenCLIP issue 616.) With a tight `global_clipnorm` every step is
     clipped, and the clip must use the norm of the dense global gradient:
     Keras clips each replica's part and mis-measures embedding
-    (IndexedSlices) gradients; LiTModel clips the global one.
+    (IndexedSlices) gradients; LiTModel clips the global one. Two replicas
+    show both (each replica traces the step once more: keep it cheap).
     """
     runs = []
-    for strategy in (None, get_strategy("mirrored", devices=cpus(4))):
+    for strategy in (None, get_strategy("mirrored", devices=cpus(2))):
         # An optimizer holds state: a new one for each run.
         optimizer = keras.optimizers.SGD(0.5, global_clipnorm=clipnorm)
         runs.append(
@@ -174,9 +176,7 @@ def test_sgd_updates_match_one_device(
     (model, losses, _), (expected_model, expected_losses, _) = runs[1], runs[0]
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
     assert_weights_close(
-        model,
-        [np.asarray(w) for w in model.trainable_weights],
-        [np.asarray(w) for w in expected_model.trainable_weights],
+        *trainable_weights(model, expected_model),
         atol=1e-7,
     )
 
@@ -212,8 +212,9 @@ def test_gathered_loss_and_metrics_are_global(vocabulary, initial_weights):
     """4 replicas of 2 rows: the reported loss is the numpy global loss.
 
     Labels must be offset by `replica_id * local_batch`; without the offset
-    (or scoring local rows only) the loss changes. The reported values are
-    the global ones, not replica 0's.
+    (or scoring local rows only) the loss changes. Every replica reports the
+    global values, so they are global whichever replica Keras reads
+    (TPUStrategy reads replica 0's).
     """
     strategy = get_strategy("mirrored", devices=cpus(4))
     with strategy.scope():
@@ -245,9 +246,57 @@ def test_gathered_loss_and_metrics_are_global(vocabulary, initial_weights):
     ]
     assert abs(np.concatenate(local).mean() - losses.mean()) > 1e-3
 
+    model.reset_metrics()
+    batch = tf.data.Dataset.from_tensors(model.preprocessor(data))
+
+    @tf.function
+    def test_step(batch):
+        return strategy.run(model.test_step, args=(batch,))
+
+    distributed = strategy.experimental_distribute_dataset(batch)
+    per_replica = test_step(next(iter(distributed)))
+    replica_losses = strategy.experimental_local_results(per_replica["loss"])
+    assert len(replica_losses) == 4
+    for replica_loss in replica_losses:
+        np.testing.assert_allclose(replica_loss, losses.mean(), rtol=1e-5)
+
+    # A global batch that does not divide by the replicas is refused.
+    with pytest.raises(ValueError, match=r"replicas \(4\), so that every"):
+        model.fit(data, batch_size=6, verbose=0)
+
+
+def test_unknown_length_dataset_counts_only_real_steps(vocabulary):
+    """Keras finds the end of a TFRecord-like dataset by running the step
+    once more; that run must not count a step, decay weights or report."""
+    model = make_lit_model(vocabulary)
+    model.compile()
+    data = {"images": random_images(8), "texts": CAPTIONS}
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(data)
+        .filter(lambda example: True)  # unknown cardinality
+        .batch(4, drop_remainder=True)
+    )
+    assert dataset.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    used, temperatures = [], []  # the temperature each real step used
+    recorder = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: used.append(
+            float(model.temperature)
+        ),
+        on_train_batch_end=lambda batch, logs: temperatures.append(used[-1]),
+    )
+    history = model.fit(dataset, epochs=2, verbose=0, callbacks=[recorder])
+    assert int(model.optimizer.iterations.numpy()) == 4
+    # The temperature logged at the end of each epoch is the one its last
+    # real step used.
+    np.testing.assert_allclose(
+        history.history["temperature"],
+        [temperatures[1], temperatures[3]],
+        rtol=1e-6,
+    )
+
 
 def test_uneven_last_batch_is_exact(vocabulary, initial_weights):
-    """Batches of 8 then 2 on 4 replicas: the last gives two replicas 0 rows.
+    """Batches of 8 then 5 on 4 replicas: the last one splits 2, 2, 1, 0.
 
     `tf.data` without `drop_remainder` splits a partial batch unevenly: the
     label offsets come from the gathered row counts, each replica's share
@@ -257,14 +306,14 @@ def test_uneven_last_batch_is_exact(vocabulary, initial_weights):
     """
     rng = np.random.default_rng(3)
     data = {
-        "image_embeddings": rng.normal(size=(10, 64)).astype("float32"),
-        "texts": CAPTIONS + CAPTIONS[:2],
+        "image_embeddings": rng.normal(size=(13, 64)).astype("float32"),
+        "texts": CAPTIONS + CAPTIONS[:5],
     }
     dataset = tf.data.Dataset.from_tensor_slices(data).batch(8)
     assert dataset.element_spec["texts"].shape[0] is None
 
     def build(strategy):
-        with strategy.scope() if strategy else keras.name_scope("lit"):
+        with strategy.scope() if strategy else contextlib.nullcontext():
             model = make_lit_model(vocabulary)
             model.set_weights(initial_weights)
             model.compile()
@@ -284,23 +333,7 @@ def test_uneven_last_batch_is_exact(vocabulary, initial_weights):
     model.fit(dataset, verbose=0)
     reference = build(None)
     reference.fit(dataset, verbose=0)
-    assert_weights_close(
-        model,
-        [np.asarray(w) for w in model.trainable_weights],
-        [np.asarray(w) for w in reference.trainable_weights],
-    )
-
-
-def test_global_batch_must_divide_by_replicas(vocabulary):
-    strategy = get_strategy("mirrored", devices=cpus(4))
-    with strategy.scope():
-        model = make_lit_model(vocabulary)
-        model.compile()
-    data = {"images": random_images(12), "texts": (CAPTIONS * 2)[:12]}
-    with pytest.raises(
-        ValueError, match=r"divisible by the number of replicas \(4\)"
-    ):
-        model.fit(data, batch_size=6, verbose=0)
+    assert_weights_close(*trainable_weights(model, reference))
 
 
 def test_xla_single_replica_runs_the_distributed_path(
@@ -410,9 +443,19 @@ def test_multi_worker_must_come_first(monkeypatch):
         "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
         "task": {"type": "worker", "index": 0},
     }
-    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    monkeypatch.setenv("TF_CONFIG", "")  # restored after the test
     with pytest.raises(RuntimeError, match="at the start of the program"):
-        get_strategy("multi_worker")
+        get_strategy("multi_worker", tf_config=tf_config)
+    # `tf_config=` is checked, then exported for TensorFlow to read.
+    assert json.loads(os.environ["TF_CONFIG"]) == tf_config
+    with pytest.raises(ValueError, match="task index must be in"):
+        get_strategy(
+            "multi_worker",
+            tf_config={
+                "cluster": tf_config["cluster"],
+                "task": {"type": "worker", "index": 5},
+            },
+        )
 
 
 GOOD = {
@@ -433,54 +476,54 @@ def test_parse_tf_config_accepts_a_cluster(monkeypatch):
     assert parse_tf_config(chief) == chief
 
 
-@pytest.mark.parametrize(
-    "tf_config, message",
-    [
-        ("{not json", "must be valid JSON"),
-        ("[1, 2]", "must be a JSON object"),
-        ({"task": GOOD["task"]}, "non-empty 'cluster'"),
-        ({"cluster": {}, "task": GOOD["task"]}, "non-empty 'cluster'"),
-        (
-            {"cluster": {"ps": ["a:1"], "worker": ["b:1"]}, "task": {}},
-            "ParameterServerStrategy",
-        ),
-        ({"cluster": {"workers": ["a:1"]}, "task": {}}, "jobs must be among"),
-        ({"cluster": {"worker": "a:1"}, "task": {}}, "non-empty list"),
-        ({"cluster": {"worker": ["a"]}, "task": {}}, "'host:port' strings"),
-        ({"cluster": {"worker": ["a:99999"]}, "task": {}}, "'host:port'"),
-        ({"cluster": {"worker": [":80"]}, "task": {}}, "'host:port'"),
-        ({"cluster": {"worker": ["a:1", "a:1"]}, "task": {}}, "twice"),
-        (
-            {"cluster": {"chief": ["a:1", "b:1"]}, "task": {}},
-            "at most one 'chief'",
-        ),
-        ({"cluster": GOOD["cluster"]}, "must have a 'task'"),
-        (
-            {"cluster": GOOD["cluster"], "task": {"type": "chief"}},
-            "task type must be one of",
-        ),
-        (
-            {"cluster": GOOD["cluster"], "task": {"type": "worker"}},
-            "index must be an integer",
-        ),
-        (
-            {
-                "cluster": GOOD["cluster"],
-                "task": {"type": "worker", "index": 2},
-            },
-            r"must be in \[0, 2\)",
-        ),
-    ],
-)
-def test_parse_tf_config_rejects_malformed(tf_config, message, monkeypatch):
-    with pytest.raises(ValueError, match=message):
-        parse_tf_config(tf_config)
-    # The same through the environment and get_strategy.
-    if not isinstance(tf_config, str):
-        tf_config = json.dumps(tf_config)
-    monkeypatch.setenv("TF_CONFIG", tf_config)
-    with pytest.raises(ValueError, match=message):
-        get_strategy("multi_worker")
+MALFORMED_TF_CONFIGS = [
+    ("{not json", "must be valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ({"task": GOOD["task"]}, "non-empty 'cluster'"),
+    ({"cluster": {}, "task": GOOD["task"]}, "non-empty 'cluster'"),
+    (
+        {"cluster": {"ps": ["a:1"], "worker": ["b:1"]}, "task": {}},
+        "ParameterServerStrategy",
+    ),
+    ({"cluster": {"workers": ["a:1"]}, "task": {}}, "jobs must be among"),
+    ({"cluster": {"worker": "a:1"}, "task": {}}, "non-empty list"),
+    ({"cluster": {"worker": ["a"]}, "task": {}}, "'host:port' strings"),
+    ({"cluster": {"worker": ["a:99999"]}, "task": {}}, "'host:port'"),
+    ({"cluster": {"worker": [":80"]}, "task": {}}, "'host:port'"),
+    ({"cluster": {"worker": ["a:1", "a:1"]}, "task": {}}, "twice"),
+    (
+        {"cluster": {"chief": ["a:1", "b:1"]}, "task": {}},
+        "at most one 'chief'",
+    ),
+    ({"cluster": GOOD["cluster"]}, "must have a 'task'"),
+    (
+        {"cluster": GOOD["cluster"], "task": {"type": "chief"}},
+        "task type must be one of",
+    ),
+    (
+        {"cluster": GOOD["cluster"], "task": {"type": "worker"}},
+        "index must be an integer",
+    ),
+    (
+        {
+            "cluster": GOOD["cluster"],
+            "task": {"type": "worker", "index": 2},
+        },
+        r"must be in \[0, 2\)",
+    ),
+]
+
+
+def test_parse_tf_config_rejects_malformed(monkeypatch):
+    for tf_config, message in MALFORMED_TF_CONFIGS:
+        with pytest.raises(ValueError, match=message):
+            parse_tf_config(tf_config)
+        # The same through the environment and get_strategy.
+        if not isinstance(tf_config, str):
+            tf_config = json.dumps(tf_config)
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+        with pytest.raises(ValueError, match=message):
+            get_strategy("multi_worker")
 
 
 def test_per_replica_batch_size():

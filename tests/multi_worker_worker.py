@@ -23,11 +23,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # Importing is fine; the strategy must exist before any TensorFlow op runs.
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from keras_lit.distribute import get_strategy  # noqa: E402
+from keras_lit.distribute import shard_dataset  # noqa: E402
 from keras_lit.distribute import worker_backup_dir  # noqa: E402
-
-VOCABULARY_SIZE = 60
 
 
 def build_model(vocabulary):
@@ -57,6 +57,36 @@ def build_model(vocabulary):
     return LiTModel(image_encoder, text_encoder)
 
 
+def write_examples(path, images, texts):
+    """Writes `{"images", "texts"}` pairs as a TFRecord file."""
+    with tf.io.TFRecordWriter(path) as writer:
+        for image, text in zip(images, texts):
+            features = {
+                "image": _bytes_feature(np.asarray(image, "uint8").tobytes()),
+                "text": _bytes_feature(text.encode()),
+            }
+            example = tf.train.Example(
+                features=tf.train.Features(feature=features)
+            )
+            writer.write(example.SerializeToString())
+
+
+def parse_example(record):
+    features = tf.io.parse_single_example(
+        record,
+        {
+            "image": tf.io.FixedLenFeature([], tf.string),
+            "text": tf.io.FixedLenFeature([], tf.string),
+        },
+    )
+    image = tf.io.decode_raw(features["image"], tf.uint8)
+    return {"images": tf.reshape(image, [32, 32, 3]), "texts": features["text"]}
+
+
+def _bytes_feature(value):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
 def main(work_dir):
     timings = {"imported": time.time() - STARTED}
     strategy = get_strategy("multi_worker")
@@ -77,7 +107,7 @@ def main(work_dir):
         model.compile()
 
     timings["built"] = time.time() - STARTED
-    callbacks = [Recorder(work_dir, task, result, config.get("delay", 0))]
+    callbacks = [Recorder(work_dir, task, result, config.get("pause"))]
     if config.get("backup_dir"):
         backup_dir = worker_backup_dir(config["backup_dir"], strategy)
         result["backup_dir"] = backup_dir
@@ -104,6 +134,24 @@ def main(work_dir):
         raise
     timings["fit_returned"] = time.time() - STARTED
     result["history"] = history.history
+    if config.get("files"):
+        # TFRecord shards, one per worker: sharded by FILE, each worker
+        # reads only its own file.
+        files = config["files"]
+        dataset = tf.data.TFRecordDataset(files).map(parse_example)
+        dataset = shard_dataset(
+            dataset, config["global_batch_size"], strategy, files=files
+        )
+        batches = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: file_losses.append(
+                float(logs["loss"])
+            )
+        )
+        file_losses = []
+        history = model.fit(dataset, verbose=0, callbacks=[batches])
+        result["file_history"] = history.history
+        result["file_losses"] = file_losses
+    result["iterations"] = int(model.optimizer.iterations.numpy())
     save_weights(model, work_dir, f"weights_{task}.npz")
 
     if config.get("canary"):
@@ -115,12 +163,12 @@ def main(work_dir):
 class Recorder(keras.callbacks.Callback):
     """Records the restored progress and tells the test how far it got."""
 
-    def __init__(self, work_dir, task, result, delay):
+    def __init__(self, work_dir, task, result, pause):
         super().__init__()
         self.work_dir = work_dir
         self.task = task
         self.result = result
-        self.delay = delay
+        self.pause = pause
         self.epoch = 0
 
     def on_train_begin(self, logs=None):
@@ -139,12 +187,14 @@ class Recorder(keras.callbacks.Callback):
         self.result["timings"]["train_end"] = time.time() - STARTED
 
     def on_train_batch_end(self, batch, logs=None):
-        write_json(
-            self.work_dir,
-            f"progress_{self.task}.json",
-            {"epoch": self.epoch, "batch": batch},
-        )
-        time.sleep(self.delay)
+        progress = {"epoch": self.epoch, "batch": batch, "task": self.task}
+        write_json(self.work_dir, f"progress_{self.task}.json", progress)
+        if self.pause and all(
+            progress[key] == self.pause[key]
+            for key in ("task", "epoch", "batch")
+        ):
+            # Hold still here (not in a backup write) for the test to kill.
+            time.sleep(self.pause["seconds"])
 
 
 def unpatched_keras_failures(model, examples):
@@ -152,7 +202,6 @@ def unpatched_keras_failures(model, examples):
 
     Returns the error each raises, or "ok" once Keras has fixed it.
     """
-    import tensorflow as tf
     from keras.src.backend.tensorflow.trainer import TFEpochIterator
     from keras.src.backend.tensorflow.trainer import reduce_per_replica
 

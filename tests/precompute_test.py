@@ -19,6 +19,7 @@ from conftest import make_lit_model
 from PIL import Image
 
 from keras_lit import data
+from keras_lit.distribute import get_strategy
 from keras_lit.precompute import load_precomputed
 from keras_lit.precompute import main as precompute_main
 from keras_lit.precompute import precompute_image_embeddings
@@ -352,7 +353,7 @@ def test_precompute_under_a_mirrored_strategy(tmp_path, pattern, encoder):
         batch_size=8,
         verbose=False,
     )
-    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(4)])
+    strategy = get_strategy("mirrored", devices=[f"/cpu:{i}" for i in range(4)])
     with strategy.scope():
         keras.utils.set_random_seed(0)
         replicated = make_image_encoder(SIZE)
@@ -411,3 +412,22 @@ def test_cli_precomputes_from_a_saved_model(tmp_path, pattern, vocabulary):
     other = make_lit_model(vocabulary)
     with pytest.raises(ValueError, match="another image encoder"):
         load_precomputed(output, image_encoder=other)
+
+
+def test_one_plain_caption_per_image(tmp_path):
+    # Equal-length caption lists come out of ragged_batch as a dense tensor.
+    image_encoder = make_image_encoder()
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {"images": images.astype("uint8"), "texts": CAPTIONS[:5]}
+    )
+    summary = precompute_image_embeddings(
+        image_encoder, dataset, str(tmp_path), batch_size=2, verbose=False
+    )
+    assert summary["num_examples"] == 5
+    loaded = load_precomputed(str(tmp_path), shuffle=False, caption="first")
+    texts = [example["texts"].numpy().decode() for example in loaded]
+    assert texts == CAPTIONS[:5]
+    expected = image_encoder.extract_features(images.astype("float32"))
+    stored = np.stack([example["image_embeddings"] for example in loaded])
+    np.testing.assert_allclose(stored, expected, rtol=1e-5, atol=1e-5)

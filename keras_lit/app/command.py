@@ -96,35 +96,45 @@ def make_server(args):
     from keras_lit.app.search_index import default_cache_dir
     from keras_lit.app.server import LOOPBACK_HOSTS
     from keras_lit.app.server import AppServer
+    from keras_lit.app.server import bind_socket
     from keras_lit.app.server import create_app
 
     _check_args(args)
-    if args.serving_url:
-        backend = RemoteBackend(
-            args.serving_url, args.model_name, export_path=args.model
+    listener = bind_socket(args.host, args.port)  # Fails before loading.
+    try:
+        if args.serving_url:
+            backend = RemoteBackend(
+                args.serving_url, args.model_name, export_path=args.model
+            )
+        else:
+            _say(f"Loading {args.model}")
+            backend = LocalBackend.from_export(args.model, args.model_name)
+        cache_dir = (
+            None if args.no_cache else (args.cache_dir or default_cache_dir())
         )
-    else:
-        _say(f"Loading {args.model}")
-        backend = LocalBackend.from_export(args.model, args.model_name)
-    cache_dir = (
-        None if args.no_cache else (args.cache_dir or default_cache_dir())
-    )
-    index = SearchIndex(
-        args.images or SAMPLES_DIR,
-        backend.embed_images,
-        backend.model_key(),
-        cache_dir=cache_dir,
-    )
-    app = create_app(
-        backend,
-        search_index=index,
-        max_request_bytes=int(args.max_request_mb * 1e6),
-        max_pixels=args.max_pixels,
-        allowed_hosts=LOOPBACK_HOSTS if _is_loopback(args.host) else None,
-    )
-    server = AppServer(
-        app, args.host, args.port, log_requests=args.log_requests
-    )
+        index = SearchIndex(
+            args.images or SAMPLES_DIR,
+            backend.embed_images,
+            backend.model_key(),
+            cache_dir=cache_dir,
+        )
+        app = create_app(
+            backend,
+            search_index=index,
+            max_request_bytes=int(args.max_request_mb * 1e6),
+            max_pixels=args.max_pixels,
+            allowed_hosts=LOOPBACK_HOSTS if _is_loopback(args.host) else None,
+        )
+        server = AppServer(
+            app,
+            args.host,
+            args.port,
+            log_requests=args.log_requests,
+            listener=listener,
+        )
+    except BaseException:
+        listener.close()
+        raise
     index.start()
     if hasattr(backend, "warm_up"):
         samples = list_samples()

@@ -41,7 +41,9 @@ def short_error(message):
     ...}}]]"` becomes `"truncated PNG ..."`.
     """
     message = str(message)
-    match = re.search(r"assertion failed: \[(.*)\]", message, re.DOTALL)
+    match = re.search(
+        r"assertion failed: \[(.*?)\](?:\s*\n|\s*$)", message, re.DOTALL
+    )
     if match:
         message = match.group(1)
     message = re.split(r"\n\s*\[\[", message)[0]

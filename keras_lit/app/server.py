@@ -23,11 +23,13 @@ names anything but the loopback address are refused, which stops other web
 sites from reaching the app through DNS rebinding.
 """
 
+import errno
 import json
 import logging
 import math
 import os
 import re
+import socket
 import threading
 from urllib.parse import quote
 
@@ -376,6 +378,36 @@ class _BodyLimit:
         return [body]
 
 
+def bind_socket(host, port):
+    """A listening TCP socket on `host:port`, or an `OSError` that says why.
+
+    Bound here rather than by werkzeug, which prints and exits the process
+    on a busy port.
+    """
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise OSError(f"--host {host!r}: {error.strerror}") from None
+    # IPv4 first, as werkzeug assumes for a name such as localhost.
+    addresses.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, _, _, _, address = addresses[0]
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(128)
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise OSError(
+                error.errno,
+                f"Port {port} on {host} is already in use; pass another "
+                "--port, or --port 0 for any free port",
+            ) from None
+        raise
+    return listener
+
+
 class AppServer:
     """A threaded HTTP server for the app (werkzeug's, without its banner).
 
@@ -384,26 +416,33 @@ class AppServer:
         host: str. Defaults to `"127.0.0.1"`.
         port: int. `0` picks a free port. Defaults to `8080`.
         log_requests: bool. Print one line per request. Defaults to `False`.
+        listener: optional socket from `bind_socket(host, port)`, bound
+            early so that a busy port fails before the model loads.
     """
 
-    def __init__(self, app, host="127.0.0.1", port=8080, log_requests=False):
+    def __init__(
+        self,
+        app,
+        host="127.0.0.1",
+        port=8080,
+        log_requests=False,
+        listener=None,
+    ):
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(
             logging.INFO if log_requests else logging.ERROR
         )
+        if listener is None:
+            listener = bind_socket(host, port)
         try:
-            self.server = make_server(host, port, app, threaded=True)
-        except OSError as error:
-            if error.errno in (98, 48, 10048):  # EADDRINUSE on each OS.
-                raise OSError(
-                    error.errno,
-                    f"Port {port} on {host} is already in use; pass another "
-                    "--port, or --port 0 for any free port",
-                ) from None
-            raise
+            self.server = make_server(
+                host, port, app, threaded=True, fd=listener.fileno()
+            )
+        finally:
+            listener.close()  # The server holds its own duplicate.
         self.host = host
-        self.port = self.server.server_port
+        self.port = self.server.port
         self._thread = None
 
     @property

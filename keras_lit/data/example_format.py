@@ -36,7 +36,7 @@ def serialize_example(image_bytes, texts, filename=None):
     if filename is not None:
         feature[FILENAME_KEY] = _bytes_feature([str(filename).encode()])
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString()
+    return example.SerializeToString(deterministic=True)
 
 
 def parse_example(record, image_key=IMAGE_KEY, text_key=TEXT_KEY):

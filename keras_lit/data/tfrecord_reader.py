@@ -5,9 +5,9 @@ import tensorflow as tf
 from keras_lit.data.example_format import IMAGE_KEY
 from keras_lit.data.example_format import TEXT_KEY
 from keras_lit.data.example_format import parse_example
-from keras_lit.data.pipeline import FILE
 from keras_lit.data.pipeline import image_text_dataset
 from keras_lit.data.pipeline import validate_options
+from keras_lit.distribute import auto_shard_policy
 from keras_lit.image_ops import DEFAULT_MAX_PIXELS
 
 
@@ -40,10 +40,10 @@ def tfrecord_dataset(
 
     Files are shuffled, read `cycle_length` at a time and examples shuffled
     again after decoding; with `shuffle=False` files are read one after the
-    other in sorted order. The dataset uses FILE auto-sharding: under a
-    multi-worker strategy each worker reads its own shards (it needs at
-    least as many shards as workers; otherwise set DATA sharding with
-    `dataset.with_options`).
+    other in sorted order. Under a multi-worker strategy each worker reads
+    its own shards (FILE auto-sharding) when there are at least as many
+    shards as workers of the strategy current at construction; otherwise
+    every worker reads all and keeps its share (DATA).
 
     Args:
         file_pattern: a glob pattern, a file name or a list of either.
@@ -112,7 +112,7 @@ def tfrecord_dataset(
         skipped_images=skipped_images,
         num_parallel_calls=num_parallel_calls,
         cycle_length=cycle,
-        auto_shard_policy=FILE,
+        auto_shard_policy=auto_shard_policy(files),
     )
 
 

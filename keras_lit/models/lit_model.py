@@ -173,13 +173,15 @@ class LiTModel(keras.Model):
         return self._encode({"texts": texts}, "text_embeddings", batch_size)
 
     def _encode(self, x, key, batch_size):
-        (name, values), = x.items()
+        ((name, values),) = x.items()
         if name == "texts":
             values = list(values)
         size = len(values)
         outputs = []
         for start in range(0, size, batch_size):
-            batch = self.preprocessor({name: values[start : start + batch_size]})
+            batch = self.preprocessor(
+                {name: values[start : start + batch_size]}
+            )
             outputs.append(self._encode_function(batch)[key].numpy())
         return np.concatenate(outputs, axis=0)
 
@@ -214,7 +216,13 @@ class LiTModel(keras.Model):
         variables = self.trainable_variables
         gradients = tape.gradient(objective, variables)
         gradients = self._clip_global_gradients(gradients, replicas)
-        self.optimizer.apply(gradients, variables)
+        # Keras runs the step once more to find the end of a dataset of
+        # unknown length (TFRecords). End-of-data aborts that run, but only
+        # after state updates that need no data have happened: the step
+        # counter (Adam's bias correction, schedules) and weight decay.
+        # Make every update wait for this step's data.
+        with tf.control_dependencies([objective]):
+            self.optimizer.apply(gradients, variables)
         return self._logs()
 
     def test_step(self, data):
@@ -228,8 +236,7 @@ class LiTModel(keras.Model):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         if not isinstance(x, dict):
             raise ValueError(
-                "LiTModel expects dict batches. "
-                f"Received: {type(x).__name__}"
+                f"LiTModel expects dict batches. Received: {type(x).__name__}"
             )
         if "texts" in x:
             raise ValueError(
@@ -312,15 +319,18 @@ class LiTModel(keras.Model):
     def _update_metrics(self, stats, temperature):
         """`stats` = `[sum of losses, correct i->t, correct t->i, rows]`."""
         rows = stats[3]
-        self.loss_tracker.update_state(stats[0] / rows, sample_weight=rows)
-        self.temperature_tracker.reset_state()
-        self.temperature_tracker.update_state(temperature)
-        self.image_to_text_accuracy.update_state(
-            stats[1] / rows, sample_weight=rows
-        )
-        self.text_to_image_accuracy.update_state(
-            stats[2] / rows, sample_weight=rows
-        )
+        # After the data (see `train_step`): a step that finds the end of
+        # the data must not report a temperature.
+        with tf.control_dependencies([stats]):
+            self.loss_tracker.update_state(stats[0] / rows, sample_weight=rows)
+            self.temperature_tracker.reset_state()
+            self.temperature_tracker.update_state(temperature)
+            self.image_to_text_accuracy.update_state(
+                stats[1] / rows, sample_weight=rows
+            )
+            self.text_to_image_accuracy.update_state(
+                stats[2] / rows, sample_weight=rows
+            )
 
     def _clip_global_gradients(self, gradients, replicas):
         """Makes the optimizer clip the dense, global gradient.
@@ -425,6 +435,13 @@ class LiTModel(keras.Model):
     # --- Data -------------------------------------------------------------
 
     def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        # keras_lit.data readers count the images they skip: report them.
+        skipped_images = getattr(x, "skipped_images", None)
+        if skipped_images is not None:
+            callbacks = list(kwargs.pop("callbacks", None) or [])
+            if skipped_images not in callbacks:
+                callbacks.append(skipped_images)
+            kwargs["callbacks"] = callbacks
         shuffle = kwargs.pop("shuffle", True)
         x = self._dataset(x, y, batch_size, shuffle=shuffle, drop=True)
         validation_data = kwargs.pop("validation_data", None)
@@ -472,7 +489,12 @@ class LiTModel(keras.Model):
         x = {k: list(v) if k == "texts" else v for k, v in x.items()}
         dataset = tf.data.Dataset.from_tensor_slices(x)
         if shuffle:
-            dataset = dataset.shuffle(size, reshuffle_each_iteration=True)
+            # Workers of a multi-worker run must draw the same order, or the
+            # global batches get duplicates and gaps.
+            seed = 0 if is_multi_worker(self.distribute_strategy) else None
+            dataset = dataset.shuffle(
+                size, seed=seed, reshuffle_each_iteration=True
+            )
         replicas = self.distribute_strategy.num_replicas_in_sync
         drop_remainder = drop and replicas > 1 and size >= batch_size
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
