@@ -28,10 +28,13 @@ test: $(STAMP) chromium
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check keras_lit tests benchmarks serving
+	$(VENV)/bin/ruff format --check keras_lit tests benchmarks serving examples
 
 demo: $(STAMP)
 	$(VENV)/bin/keras-lit demo
+
+notebooks: $(STAMP)
+	$(PY) examples/tutobook_to_ipynb.py
 
 bench: $(STAMP)
 	bash benchmarks/run_all.sh

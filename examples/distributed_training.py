@@ -287,7 +287,7 @@ for (name, attribute), value in accuracies.items():
     print(f"{name:<11} {attribute:<11} {value:.3f}")
 
 """
-After one step the two agree to about 1e-7. Over hundreds of steps the
+After one step the two agree to within 1e-6. Over hundreds of steps the
 rounding differences (the replicas sum in another order) grow, as they do
 between any two runs on different hardware, to a few thousandths;
 the loss curves lie on top of each other and the two models classify the

@@ -28,7 +28,7 @@ from keras_lit.losses import contrastive_loss
 from keras_lit.models import LiTModel
 from keras_lit.precompute import load_precomputed
 from keras_lit.precompute import precompute_image_embeddings
-from keras_lit.presets import PresetNetworkError
 from keras_lit.preprocessing import LiTPreprocessor
+from keras_lit.presets import PresetNetworkError
 from keras_lit.version import __version__
 from keras_lit.zero_shot import ZeroShotClassifier

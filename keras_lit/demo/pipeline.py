@@ -240,7 +240,7 @@ def build_data(settings, verbose=True):
 
 
 def _generate(seed, split, count, description, verbose):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     chunk = 250
     images, labels = [], []

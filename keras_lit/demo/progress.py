@@ -1,7 +1,7 @@
 """A compact progress bar for `fit`: one tqdm bar per training run."""
 
 import keras
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 class ProgressBar(keras.callbacks.Callback):

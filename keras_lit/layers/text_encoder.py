@@ -112,6 +112,11 @@ class TextEncoder(keras.layers.Layer):
         self.end_token_id = end_token_id
         self.pad_token_id = pad_token_id
         self._needs_segment_ids = "segment_ids" in _input_names(backbone)
+        # BERT-style pooler heads are never used (we pool the sequence):
+        # freeze them so that no optimizer sees variables without gradients.
+        for layer in getattr(backbone, "layers", []):
+            if layer.name == "pooled_dense":
+                layer.trainable = False
 
     @classmethod
     def from_scratch(

@@ -185,9 +185,15 @@ class LiTModel(keras.Model):
             outputs.append(self._encode_function(batch)[key].numpy())
         return np.concatenate(outputs, axis=0)
 
-    @tf.function(reduce_retracing=True)
     def _encode_function(self, batch):
-        return self(batch, training=False)
+        # One tf.function per model (a decorated method would be shared by
+        # every instance and retrace for each).
+        if getattr(self, "_encode_graph", None) is None:
+            self._encode_graph = tf.function(
+                lambda inputs: self(inputs, training=False),
+                reduce_retracing=True,
+            )
+        return self._encode_graph(batch)
 
     # --- Training ---------------------------------------------------------
 

@@ -362,7 +362,7 @@ class _progress:
     def __init__(self, total, show):
         self.bar = None
         if show:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc="Zero-shot prompts", unit="text")
 
