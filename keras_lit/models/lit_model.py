@@ -44,10 +44,25 @@ class LiTModel(keras.Model):
         max_temperature: float. Clamp on the logit scale. Defaults to `100.0`.
 
     Example:
-    >>> model = LiTModel(image_encoder, text_encoder)  # doctest: +SKIP
-    >>> model.compile()  # AdamW, lr 1e-3, wd 1e-4, clip 1.0  # doctest: +SKIP
-    >>> model.fit({"images": images, "texts": captions})  # doctest: +SKIP
-    >>> model.encode_texts(["a photo of a cat"])  # doctest: +SKIP
+    >>> import keras_cv, numpy as np
+    >>> from keras_lit.layers import LockedImageEncoder, TextEncoder
+    >>> from keras_lit.layers import build_word_piece_vocabulary
+    >>> captions = ["a red circle", "a blue square"] * 20
+    >>> backbone = keras_cv.models.ResNetV2Backbone(
+    ...     stackwise_filters=[8, 16], stackwise_blocks=[2, 2],
+    ...     stackwise_strides=[1, 2], include_rescaling=True,
+    ...     input_shape=(32, 32, 3))
+    >>> image_encoder = LockedImageEncoder(backbone)
+    >>> text_encoder = TextEncoder.from_scratch(
+    ...     build_word_piece_vocabulary(captions, 50),
+    ...     projection_dim=image_encoder.output_dim, num_layers=1)
+    >>> model = LiTModel(image_encoder, text_encoder)
+    >>> model.compile()  # AdamW, lr 1e-3, wd 1e-4, global clip 1.0
+    >>> images = np.zeros((40, 32, 32, 3), "uint8")
+    >>> history = model.fit({"images": images, "texts": captions},
+    ...                     batch_size=8, verbose=0)
+    >>> model.encode_texts(["a red circle"]).shape
+    (1, 64)
     """
 
     def __init__(
