@@ -65,6 +65,7 @@ CONFIGS = {
         },
         "sequence_length": 16,
         "batch_size": 128,
+        "batch_sizes": [128, 1024],
         "max_batch": 16384,
         "memory_budget_mb": 2048,
         "stored_image_size": 64,
@@ -90,6 +91,7 @@ CONFIGS = {
         },
         "sequence_length": 16,
         "batch_size": 32,
+        "batch_sizes": [32],
         "max_batch": 1024,
         "memory_budget_mb": 6144,
         "stored_image_size": 256,
@@ -110,6 +112,7 @@ SMOKE_CONFIGS = {
         },
         "text": {**CONFIGS["demo"]["text"], "hidden_dim": 16},
         "batch_size": 8,
+        "batch_sizes": [8],
         "max_batch": 32,
         "memory_budget_mb": 1500,
         "stored_image_size": 40,
@@ -135,6 +138,7 @@ SMOKE_CONFIGS = {
             "vocabulary_size": 500,
         },
         "batch_size": 8,
+        "batch_sizes": [8],
         "max_batch": 32,
         "memory_budget_mb": 1500,
         "stored_image_size": 40,
@@ -159,7 +163,7 @@ def vocabulary_for(size):
     return tokens[:size]
 
 
-def build_model(config):
+def build_model(config, jit_compile=False):
     """A LiTModel with randomly initialised towers shaped as `config`."""
     import keras
     import keras_hub
@@ -225,7 +229,7 @@ def build_model(config):
             sequence_length=config["sequence_length"],
         )
     model = LiTModel(image_encoder, text_encoder)
-    model.compile()
+    model.compile(jit_compile=jit_compile)
     return model
 
 
@@ -308,12 +312,20 @@ def random_batch(config, model, mode, batch_size, seed=0):
     return {"images": images, "texts": texts}
 
 
-def train_pairs_per_second(model, batch, steps, warmup):
-    """`fit` on one reused batch: pairs/s over the steps after warmup."""
+def train_pairs_per_second(model, batch, steps, warmup, rounds):
+    """`fit` on one reused, preprocessed batch: pairs/s per round.
+
+    The batch is tokenised (and its images cast) once, as the input
+    pipeline would deliver it: tokenising belongs to the pipeline, whose
+    throughput is measured on its own. Each round is one `fit` of `steps`
+    timed steps after `warmup` untimed ones (the first round also traces
+    and compiles); returns the pairs/s of every round.
+    """
     import keras
     import tensorflow as tf
 
-    batch_size = len(batch["texts"])
+    batch = model.preprocessor(batch)
+    batch_size = int(batch["token_ids"].shape[0])
 
     class Timer(keras.callbacks.Callback):
         def on_train_batch_end(self, step, logs=None):
@@ -322,15 +334,18 @@ def train_pairs_per_second(model, batch, steps, warmup):
             self.end = time.perf_counter()
 
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
-    timer = Timer()
-    model.fit(
-        dataset,
-        steps_per_epoch=warmup + steps,
-        epochs=1,
-        callbacks=[timer],
-        verbose=0,
-    )
-    return batch_size * steps / (timer.end - timer.start)
+    measured = []
+    for _ in range(rounds):
+        timer = Timer()
+        model.fit(
+            dataset,
+            steps_per_epoch=warmup + steps,
+            epochs=1,
+            callbacks=[timer],
+            verbose=0,
+        )
+        measured.append(batch_size * steps / (timer.end - timer.start))
+    return measured
 
 
 def dataset_pairs_per_second(dataset, batches, warmup):
@@ -372,26 +387,89 @@ def write_jpeg_shards(directory, config, seed=0):
     return os.path.join(directory, "train-*.tfrecord")
 
 
+def measure_training(name, config, batch_size, jit_compile, args):
+    """Pairs/s both ways at one batch size and XLA setting."""
+    import statistics
+
+    config = {**config, "batch_size": batch_size}
+    model = build_model(config, jit_compile=jit_compile)
+    row = {"batch_size": batch_size, "jit_compile": jit_compile}
+    row.update(flop_counts(config, model))
+    batches = {
+        mode: random_batch(config, model, mode, batch_size)
+        for mode in ("on_the_fly", "precomputed")
+    }
+    rounds = {mode: [] for mode in batches}
+    # Rounds alternate between the modes, so a slow spell of a shared
+    # machine hits both; each mode's figure is its median round.
+    for _ in range(args.rounds):
+        for mode, batch in batches.items():
+            rounds[mode] += train_pairs_per_second(
+                model, batch, args.steps, args.warmup, rounds=1
+            )
+    for mode, measured in rounds.items():
+        row[f"{mode}_rounds"] = [round(x, 2) for x in measured]
+        row[f"{mode}_pairs_per_s"] = statistics.median(measured)
+        emit(
+            name,
+            f"train_{mode}_b{batch_size}_jit_{jit_compile}",
+            row[f"{mode}_pairs_per_s"],
+        )
+    row["speedup"] = (
+        row["precomputed_pairs_per_s"] / row["on_the_fly_pairs_per_s"]
+    )
+    row["fraction_of_ideal"] = row["speedup"] / row["ideal_speedup"]
+    return row
+
+
 def measure_config(name, config, args):
+    batch_size = config["batch_size"]
+    results = {"config": name, "batch_size": batch_size, "training": []}
+    if "training" in args.parts:
+        for size in config["batch_sizes"]:
+            for jit_compile in args.jit_compile:
+                row = measure_training(name, config, size, jit_compile, args)
+                results["training"].append(row)
+        # The pipeline must keep up with the fastest training step measured
+        # at the config's batch size, whatever its XLA setting.
+        at_batch = [
+            r for r in results["training"] if r["batch_size"] == batch_size
+        ]
+        for mode in ("on_the_fly", "precomputed"):
+            results[f"{mode}_pairs_per_s"] = max(
+                r[f"{mode}_pairs_per_s"] for r in at_batch
+            )
+    if "pipeline" in args.parts:
+        results.update(measure_pipeline(name, config, args))
+        if "training" in args.parts:
+            results["pipeline_over_training"] = (
+                results["pipeline_pairs_per_s"]
+                / results["on_the_fly_pairs_per_s"]
+            )
+            results["precomputed_pipeline_over_training"] = (
+                results["precomputed_pipeline_pairs_per_s"]
+                / results["precomputed_pairs_per_s"]
+            )
+    if "memory" in args.parts:
+        budget = args.memory_budget_mb or config["memory_budget_mb"]
+        results["memory_budget_mb"] = budget
+        for mode in ("on_the_fly", "precomputed"):
+            results[f"{mode}_max_batch"] = largest_batch(
+                name, mode, budget, config["max_batch"], args
+            )
+            emit(name, f"max_batch_{mode}", results[f"{mode}_max_batch"])
+    return results
+
+
+def measure_pipeline(name, config, args):
+    """Input pipelines (JPEG shards, precomputed shards) and precompute."""
     from keras_lit import data
     from keras_lit.precompute import load_precomputed
     from keras_lit.precompute import precompute_image_embeddings
 
-    results = {"config": name, "batch_size": config["batch_size"]}
-    model = build_model(config)
-    results.update(flop_counts(config, model))
+    results = {}
     batch_size = config["batch_size"]
-    for mode in ("on_the_fly", "precomputed"):
-        batch = random_batch(config, model, mode, batch_size)
-        results[f"{mode}_pairs_per_s"] = train_pairs_per_second(
-            model, batch, args.steps, args.warmup
-        )
-        emit(name, f"train_{mode}", results[f"{mode}_pairs_per_s"])
-    results["speedup"] = (
-        results["precomputed_pairs_per_s"] / results["on_the_fly_pairs_per_s"]
-    )
-    results["fraction_of_ideal"] = results["speedup"] / results["ideal_speedup"]
-
+    model = build_model(config)
     with tempfile.TemporaryDirectory() as directory:
         pattern = write_jpeg_shards(directory, config)
         image_size = model.image_encoder.image_size
@@ -435,22 +513,6 @@ def measure_config(name, config, args):
             "pipeline_precomputed",
             results["precomputed_pipeline_pairs_per_s"],
         )
-    results["pipeline_over_training"] = (
-        results["pipeline_pairs_per_s"] / results["on_the_fly_pairs_per_s"]
-    )
-    results["precomputed_pipeline_over_training"] = (
-        results["precomputed_pipeline_pairs_per_s"]
-        / results["precomputed_pairs_per_s"]
-    )
-
-    if args.memory:
-        budget = args.memory_budget_mb or config["memory_budget_mb"]
-        results["memory_budget_mb"] = budget
-        for mode in ("on_the_fly", "precomputed"):
-            results[f"{mode}_max_batch"] = largest_batch(
-                name, mode, budget, config["max_batch"], args
-            )
-            emit(name, f"max_batch_{mode}", results[f"{mode}_max_batch"])
     return results
 
 
@@ -469,6 +531,23 @@ def probe_memory(name, mode, batch_size, smoke):
     if tf.config.list_physical_devices("GPU"):
         info = tf.config.experimental.get_memory_info("GPU:0")
         return info["peak"] / 2**20
+    return peak_rss_mb()
+
+
+def peak_rss_mb():
+    """This process's peak resident memory in MB.
+
+    Linux's `ru_maxrss` survives `exec`: a probe forked from a big parent
+    would report the parent's size. `VmHWM` belongs to the process's own
+    address space, which `exec` replaces.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -483,8 +562,21 @@ def fits(name, mode, batch_size, budget, args):
     ] + (["--smoke"] if args.smoke else [])
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
-        return False  # out of memory, or killed
+        # Out of memory or killed: show why, the search goes on.
+        tail = completed.stderr.strip().splitlines()[-3:]
+        print(
+            json.dumps(
+                {
+                    "probe_failed": [name, mode, batch_size],
+                    "returncode": completed.returncode,
+                    "stderr": tail,
+                }
+            ),
+            file=sys.stderr,
+        )
+        return False
     peak = json.loads(completed.stdout.strip().splitlines()[-1])["peak_mb"]
+    emit(name, f"peak_mb_{mode}_b{batch_size}", peak)
     return peak <= budget
 
 
@@ -513,10 +605,26 @@ def emit(config, measurement, value):
 
 def markdown(all_results):
     lines = [
-        "| towers | batch | on the fly pairs/s | precomputed pairs/s | "
-        "speed-up | FLOP ideal | % of ideal | JPEG pipeline / training | "
-        "precomputed pipeline / training | max batch (budget) fly / pre |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| towers | batch | XLA | on the fly pairs/s | precomputed pairs/s | "
+        "speed-up | FLOP ideal | % of ideal |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for result in all_results:
+        for r in result["training"]:
+            lines.append(
+                f"| {result['config']} | {r['batch_size']} "
+                f"| {'on' if r['jit_compile'] else 'off'} "
+                f"| {r['on_the_fly_pairs_per_s']:.1f} "
+                f"| {r['precomputed_pairs_per_s']:.1f} "
+                f"| {r['speedup']:.2f}x | {r['ideal_speedup']:.2f}x "
+                f"| {100 * r['fraction_of_ideal']:.0f}% |"
+            )
+    lines += [
+        "",
+        "| towers | batch | JPEG pipeline (/ on-the-fly training) | "
+        "precomputed pipeline (/ precomputed training) | precompute "
+        "images/s | max batch (budget) fly / pre |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in all_results:
         memory = "not measured"
@@ -525,16 +633,20 @@ def markdown(all_results):
                 f"{r['on_the_fly_max_batch']} / {r['precomputed_max_batch']}"
                 f" ({r['memory_budget_mb']} MB)"
             )
+        cells = ["not measured"] * 3
+        if "pipeline_pairs_per_s" in r:
+            cells = [
+                f"{r['pipeline_pairs_per_s']:.0f} pairs/s",
+                f"{r['precomputed_pipeline_pairs_per_s']:.0f} pairs/s",
+                f"{r['precompute_images_per_s']:.0f}",
+            ]
+            if "pipeline_over_training" in r:
+                cells[0] += f" ({r['pipeline_over_training']:.2f}x)"
+                cells[1] += f" ({r['precomputed_pipeline_over_training']:.2f}x)"
         lines.append(
-            f"| {r['config']} | {r['batch_size']} "
-            f"| {r['on_the_fly_pairs_per_s']:.1f} "
-            f"| {r['precomputed_pairs_per_s']:.1f} "
-            f"| {r['speedup']:.2f}x | {r['ideal_speedup']:.2f}x "
-            f"| {100 * r['fraction_of_ideal']:.0f}% "
-            f"| {r['pipeline_over_training']:.2f}x "
-            f"({r['pipeline_pairs_per_s']:.0f} pairs/s) "
-            f"| {r['precomputed_pipeline_over_training']:.2f}x "
-            f"| {memory} |"
+            f"| {r['config']} | {r['batch_size']} | "
+            + " | ".join(cells)
+            + f" | {memory} |"
         )
     return "\n".join(lines)
 
@@ -544,14 +656,27 @@ def main(argv=None):
     parser.add_argument(
         "--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS)
     )
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--steps", type=int, default=10, help="timed steps per round"
+    )
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds per mode"
+    )
+    parser.add_argument(
+        "--jit-compile",
+        nargs="+",
+        default=["false", "true"],
+        choices=["false", "true"],
+        help="XLA settings to measure training with (both by default)",
+    )
     parser.add_argument("--pipeline-batches", type=int, default=20)
     parser.add_argument(
-        "--memory",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="search the largest batch within the memory budget",
+        "--parts",
+        nargs="+",
+        default=["training", "pipeline", "memory"],
+        choices=["training", "pipeline", "memory"],
+        help="what to measure (all by default; memory is the slow part)",
     )
     parser.add_argument("--memory-budget-mb", type=float, default=None)
     parser.add_argument(
@@ -565,8 +690,10 @@ def main(argv=None):
         peak = probe_memory(name, mode, int(batch_size), args.smoke)
         print(json.dumps({"peak_mb": peak}))
         return 0
+    args.jit_compile = [value == "true" for value in args.jit_compile]
     if args.smoke:
         args.steps, args.warmup, args.pipeline_batches = 2, 1, 2
+        args.rounds = 1
     configs = SMOKE_CONFIGS if args.smoke else CONFIGS
     results = [measure_config(n, configs[n], args) for n in args.configs]
     print(markdown(results))

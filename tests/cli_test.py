@@ -102,6 +102,8 @@ def test_train_writes_a_model_and_logs(workspace):
     assert "oneDNN" not in output
     assert (workspace["root"] / "run" / "embeddings").is_dir()
     assert (workspace["root"] / "run" / "tensorboard").is_dir()
+    # Text-only steps (precomputed embeddings) compile with XLA on "auto".
+    assert "XLA compiles the training step" in output
 
 
 def test_evaluate_zero_shot_and_retrieval(workspace):
@@ -196,3 +198,18 @@ def test_missing_model_path_is_one_line(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "no such file" in result.stderr
+
+
+def test_jit_compile_auto_turns_xla_on_for_text_only_steps():
+    import tensorflow as tf
+
+    from keras_lit.cli import CLIError
+    from keras_lit.cli import resolve_jit_compile
+
+    strategy = tf.distribute.get_strategy()
+    assert resolve_jit_compile("auto", True, strategy) is True
+    assert resolve_jit_compile("auto", False, strategy) == "auto"
+    assert resolve_jit_compile(False, True, strategy) is False
+    assert resolve_jit_compile(True, False, strategy) is True
+    with pytest.raises(CLIError, match="train.jit_compile must be"):
+        resolve_jit_compile("maybe", True, strategy)

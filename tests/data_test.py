@@ -437,3 +437,29 @@ def test_bad_sources_raise_clear_errors(tmp_path):
         data.folder_dataset(tmp_path, image_size=SIZE)
     with pytest.raises(ValueError, match="same length"):
         data.image_files_dataset(["a.png"], [], image_size=SIZE)
+
+
+@pytest.mark.parametrize(
+    "shape", [(40, 48), (48, 40), (32, 32), (20, 10), (33, 100)]
+)
+def test_resize_and_crop_matches_a_resize_then_centre_crop(shape):
+    # Reference: TF's antialiased resize of the shorter side to the target,
+    # then `resize_with_crop_or_pad`; an image already at the target size
+    # is returned unchanged (the resize would be an identity).
+    rng = np.random.default_rng(sum(shape))
+    image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    height, width = shape
+    scale = max(32 / height, 32 / width)
+    new_size = [
+        max(32, int(np.ceil(height * scale))),
+        max(32, int(np.ceil(width * scale))),
+    ]
+    reference = tf.image.resize(
+        image.astype(np.float32), new_size, antialias=True
+    )
+    reference = tf.image.resize_with_crop_or_pad(reference, 32, 32).numpy()
+    result = resize_and_crop(image, (32, 32)).numpy()
+    assert result.shape == (32, 32, 3)
+    np.testing.assert_allclose(result, np.clip(reference, 0, 255), atol=1e-3)
+    if shape == (32, 32):
+        np.testing.assert_array_equal(result, image.astype(np.float32))
