@@ -2,40 +2,51 @@
 
 For each tower pair it measures, with `LiTModel.fit`:
 
-1. Training pairs/s on the fly (`{"images", "texts"}`: the locked image tower
-   runs forward every step) and from precomputed embeddings
-   (`{"image_embeddings", "texts"}`: only the text tower runs), and prints
-   the measured speed-up beside the FLOP-count ideal
+1. `training`: pairs/s on the fly (`{"images", "texts"}`: the locked image
+   tower runs forward every step) and from precomputed embeddings
+   (`{"image_embeddings", "texts"}`: only the text tower runs), at each of
+   the config's batch sizes, with XLA off and on (`--jit-compile`), and the
+   measured speed-up beside the FLOP-count ideal
    `(image forward + text step) / text step`, where a text training step
-   counts 3x its forward FLOPs (forward + backward) plus the logits.
-2. The largest batch that trains within a fixed memory budget, both ways
-   (peak RSS of a fresh process running 2 steps, or the GPU's peak memory;
-   doubling, then bisection, up to `--max-batch`).
-3. Input pipeline throughput vs training throughput: JPEG TFRecord shards
-   through `keras_lit.data.tfrecord_dataset` + `model.preprocessor`, and
-   precomputed shards through `load_precomputed` + `model.preprocessor`, each
-   against the training step it feeds. It also reports what precompute
-   itself costs (images/s through the tower, once).
+   counts 3x its forward FLOPs (forward + backward) plus the logits. Each
+   step gets one batch that was tokenised once, as the input pipeline
+   delivers it (tokenising is part 3's business). The two modes alternate
+   for `--rounds` rounds of at least `--steps` timed steps and
+   `--min-round-seconds`; each figure is the median round.
+2. `memory`: the largest batch that trains within a fixed memory budget,
+   both ways (peak resident memory, `VmHWM`, of a fresh process running 2
+   steps, or the GPU's peak memory; doubling, then bisection, up to
+   `max_batch`).
+3. `pipeline`: input pipeline throughput vs training throughput: JPEG
+   TFRecord shards through `keras_lit.data.tfrecord_dataset` +
+   `model.preprocessor`, and precomputed shards through `load_precomputed`
+   + `model.preprocessor`, each against the fastest training step it feeds
+   (when `training` ran too). It also reports what precompute itself costs
+   (images/s through the tower, once).
 
 Tower pairs (random weights, nothing downloaded):
 - `demo`: the demo's towers: KerasCV ResNetV2 [16, 32, 64] x [2, 2, 2] at
-  64 px (pooled 256-d) and a 2 x 64 transformer text tower, batch 128.
+  64 px (pooled 256-d) and a 2 x 64 transformer text tower, 16 tokens;
+  batch 128 (the demo's) and 1024.
 - `vit_b16_bert_base`: KerasHub `ViTBackbone` B/16 at 224 px (CLS pooling,
-  768-d) and `BertBackbone` base (12 x 768, 30522 tokens), 16 tokens.
+  768-d) and `BertBackbone` base (12 x 768, 30522 tokens), 16 tokens,
+  batch 32.
 
-Typical usage (on a quiet machine; the ViT-B/BERT-base rows take a while on
-CPU):
+Typical usage (on a quiet machine; all parts of both pairs take ~45
+minutes on 2 CPU cores, most of it the ViT-B memory search):
 
-    python benchmarks/precompute_speedup.py --configs demo vit_b16_bert_base
+    python benchmarks/precompute_speedup.py
+    python benchmarks/precompute_speedup.py --parts training pipeline
     python benchmarks/precompute_speedup.py --smoke   # tiny, checks it runs
 
-It prints one JSON line per measurement and a Markdown summary table for
+It prints one JSON line per measurement and Markdown summary tables for
 `benchmarks/RESULTS.md`; `--output FILE` also writes all results as JSON.
 """
 
 import argparse
 import io
 import json
+import math
 import os
 import resource
 import subprocess
@@ -348,16 +359,17 @@ def train_pairs_per_second(model, batch, steps, warmup, rounds):
     return measured
 
 
-def dataset_pairs_per_second(dataset, batches, warmup):
-    """Batches/s of iterating a dataset, in pairs/s."""
+def dataset_pairs_per_second(dataset, batches, warmup, min_seconds=3.0):
+    """Pairs/s of iterating a dataset: `batches` batches, and >= 3 s."""
     iterator = iter(dataset)
     for _ in range(warmup):
         next(iterator)
     start = time.perf_counter()
-    pairs = 0
-    for _ in range(batches):
+    pairs = count = 0
+    while count < batches or time.perf_counter() - start < min_seconds:
         batch = next(iterator)
         pairs += int(batch["token_ids"].shape[0])
+        count += 1
     return pairs / (time.perf_counter() - start)
 
 
@@ -399,13 +411,23 @@ def measure_training(name, config, batch_size, jit_compile, args):
         mode: random_batch(config, model, mode, batch_size)
         for mode in ("on_the_fly", "precomputed")
     }
+    # A first round per mode traces the step and times it, so that every
+    # measured round lasts at least `--min-round-seconds`.
+    steps = {}
+    for mode, batch in batches.items():
+        (rate,) = train_pairs_per_second(
+            model, batch, args.steps, args.warmup, rounds=1
+        )
+        needed = args.min_round_seconds * rate / batch_size
+        steps[mode] = max(args.steps, math.ceil(needed))
+    row["steps_per_round"] = steps
     rounds = {mode: [] for mode in batches}
     # Rounds alternate between the modes, so a slow spell of a shared
     # machine hits both; each mode's figure is its median round.
     for _ in range(args.rounds):
         for mode, batch in batches.items():
             rounds[mode] += train_pairs_per_second(
-                model, batch, args.steps, args.warmup, rounds=1
+                model, batch, steps[mode], args.warmup, rounds=1
             )
     for mode, measured in rounds.items():
         row[f"{mode}_rounds"] = [round(x, 2) for x in measured]
@@ -664,6 +686,12 @@ def main(argv=None):
         "--rounds", type=int, default=3, help="alternating rounds per mode"
     )
     parser.add_argument(
+        "--min-round-seconds",
+        type=float,
+        default=3.0,
+        help="more steps per round for fast steps",
+    )
+    parser.add_argument(
         "--jit-compile",
         nargs="+",
         default=["false", "true"],
@@ -693,7 +721,7 @@ def main(argv=None):
     args.jit_compile = [value == "true" for value in args.jit_compile]
     if args.smoke:
         args.steps, args.warmup, args.pipeline_batches = 2, 1, 2
-        args.rounds = 1
+        args.rounds, args.min_round_seconds = 1, 0.0
     configs = SMOKE_CONFIGS if args.smoke else CONFIGS
     results = [measure_config(n, configs[n], args) for n in args.configs]
     print(markdown(results))

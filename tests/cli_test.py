@@ -205,6 +205,7 @@ def test_jit_compile_auto_turns_xla_on_for_text_only_steps():
 
     from keras_lit.cli import CLIError
     from keras_lit.cli import resolve_jit_compile
+    from keras_lit.distribute import get_strategy
 
     strategy = tf.distribute.get_strategy()
     assert resolve_jit_compile("auto", True, strategy) is True
@@ -213,3 +214,6 @@ def test_jit_compile_auto_turns_xla_on_for_text_only_steps():
     assert resolve_jit_compile(True, False, strategy) is True
     with pytest.raises(CLIError, match="train.jit_compile must be"):
         resolve_jit_compile("maybe", True, strategy)
+    # XLA on CPU cannot all-gather across replicas: keep Keras' choice.
+    mirrored = get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+    assert resolve_jit_compile("auto", True, mirrored) == "auto"

@@ -181,6 +181,56 @@ def test_sgd_updates_match_one_device(
     )
 
 
+def test_loss_scaling_matches_one_device_and_sees_every_replica(
+    vocabulary, initial_weights, training_data
+):
+    """`LossScaleOptimizer` without clipping, on 2 replicas.
+
+    Keras' loss scaler checks only the first replica's gradients for
+    inf/NaN. LiTModel hands every replica the summed gradient, so the
+    check covers all of them, and training still equals one device.
+    """
+
+    def optimizer():
+        return keras.optimizers.LossScaleOptimizer(
+            keras.optimizers.SGD(0.5), initial_scale=2.0**10
+        )
+
+    strategy = get_strategy("mirrored", devices=cpus(2))
+    model, losses, _ = fit_steps(
+        vocabulary,
+        initial_weights,
+        training_data,
+        strategy,
+        optimizer=optimizer(),
+    )
+    expected_model, expected_losses, _ = fit_steps(
+        vocabulary, initial_weights, training_data, optimizer=optimizer()
+    )
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
+    assert_weights_close(*trainable_weights(model, expected_model), atol=1e-7)
+
+    # An overflow on the second replica only reaches the first one too.
+    def per_replica(context):
+        if context.replica_id_in_sync_group == 0:
+            return tf.constant([1.0, 2.0])
+        return tf.constant([np.inf, 4.0])
+
+    values = strategy.experimental_distribute_values_from_function(per_replica)
+    scale = float(keras.ops.convert_to_numpy(model.optimizer.dynamic_scale))
+    results = strategy.experimental_local_results(
+        strategy.run(
+            lambda g: model._clip_global_gradients([g * scale], 2)[0],
+            args=(values,),
+        )
+    )
+    for result in results:
+        result = result.numpy() / scale
+        assert np.isinf(result[0])
+        np.testing.assert_allclose(result[1], 3.0)  # (2 + 4) / 2
+    assert not bool(model.optimizer.check_finite([results[0]]))
+
+
 # --- The gathered loss against numpy --------------------------------------
 
 

@@ -356,8 +356,8 @@ class LiTModel(keras.Model):
     def _clip_global_gradients(self, gradients, replicas):
         """Makes the optimizer clip the dense, global gradient.
 
-        Two Keras 3.15 behaviours would otherwise break "N replicas equal
-        one device" under the default `global_clipnorm`:
+        Three Keras 3.15 behaviours would otherwise break "N replicas equal
+        one device" (the first two under the default `global_clipnorm`):
         - Its norm of an `IndexedSlices` gradient (the token embeddings)
           adds up the squares of repeated rows before summing them, so it
           is wrong whenever a token repeats in a batch. Dense gradients
@@ -368,22 +368,28 @@ class LiTModel(keras.Model):
           the result: the optimizer's sum rebuilds the clipped global
           gradient, and its own clipping is then a no-op. This costs one
           more gradient all-reduce per step, only when clipping is on.
+        - Its `LossScaleOptimizer` checks only the first replica's gradients
+          for inf/NaN (it assumes they were all-reduced already), so one
+          replica's overflow would slip into the update. Loss-scaled steps
+          on several replicas take the summed path too, clipping or not.
         """
         optimizer = self.optimizer
         scale = 1.0
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        if loss_scaled:
             scale = optimizer.dynamic_scale
             optimizer = optimizer.inner_optimizer
         if optimizer.loss_scale_factor is not None:
             scale = scale * optimizer.loss_scale_factor
         clips = (optimizer.clipnorm, optimizer.global_clipnorm)
-        if not (any(clips) or optimizer.clipvalue):
+        context = replica_context()
+        several = replicas > 1 and context is not None
+        if not (any(clips) or optimizer.clipvalue or (loss_scaled and several)):
             return gradients
         present = [i for i, g in enumerate(gradients) if g is not None]
         dense = [tf.convert_to_tensor(gradients[i]) for i in present]
-        context = replica_context()
         gradients = list(gradients)
-        if replicas == 1 or context is None:
+        if not several:
             for i, gradient in zip(present, dense):
                 gradients[i] = gradient
             return gradients
