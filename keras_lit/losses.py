@@ -37,6 +37,7 @@ def contrastive_terms(
     image_embeddings = ops.cast(image_embeddings, "float32")
     text_embeddings = ops.cast(text_embeddings, "float32")
     temperature = ops.cast(temperature, "float32")
+    local = all_image_embeddings is None and all_text_embeddings is None
     if all_image_embeddings is None:
         all_image_embeddings = image_embeddings
     if all_text_embeddings is None:
@@ -48,9 +49,13 @@ def contrastive_terms(
     image_to_text = temperature * ops.matmul(
         image_embeddings, ops.transpose(all_text_embeddings)
     )
-    text_to_image = temperature * ops.matmul(
-        text_embeddings, ops.transpose(all_image_embeddings)
-    )
+    if local:
+        # One device: the same scores, transposed (one matmul, not two).
+        text_to_image = ops.transpose(image_to_text)
+    else:
+        text_to_image = temperature * ops.matmul(
+            text_embeddings, ops.transpose(all_image_embeddings)
+        )
     # The matching pair of local row i sits in global column offset + i.
     batch_size = ops.shape(image_embeddings)[0]
     labels = ops.arange(batch_size, dtype="int32") + label_offset

@@ -10,6 +10,7 @@ MODULES = [
     "keras_lit.layers.contrastive_head",
     "keras_lit.layers.locked_image_encoder",
     "keras_lit.layers.text_encoder",
+    "keras_lit.layers.transformer_block",
     "keras_lit.layers.transformer_text_backbone",
     "keras_lit.models.lit_model",
 ]

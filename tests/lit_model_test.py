@@ -302,3 +302,22 @@ def test_mismatched_widths_and_compile_loss(vocabulary):
     model = make_lit_model(vocabulary)
     with pytest.raises(ValueError, match="loss='mse'"):
         model.compile(loss="mse")
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_top1_equals_numpy_argmax_with_ties(axis):
+    from keras_lit.models.lit_model import _top1
+
+    rng = np.random.default_rng(axis + 5)
+    # Few distinct values: many ties, which argmax breaks to the first.
+    logits = rng.integers(0, 3, (6, 6)).astype("float32")
+    logits[2] = 1.0  # a row all tied: argmax is 0, not the label 3
+    logits[:, 4] = 1.0  # a column all tied, for axis=0
+    labels = rng.integers(0, 6, 6).astype("int32")
+    labels[2] = labels[4] = 3
+    expected = np.argmax(logits, axis=axis) == labels
+    result = np.asarray(_top1(logits, labels, axis=axis))
+    np.testing.assert_array_equal(result, expected.astype("float32"))
+    # A replica that got no rows of a partial batch.
+    empty = np.zeros((0, 6), "float32")
+    assert np.asarray(_top1(empty, np.zeros(0, "int32"))).shape == (0,)

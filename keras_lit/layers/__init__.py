@@ -2,4 +2,5 @@ from keras_lit.layers.contrastive_head import ContrastiveHead
 from keras_lit.layers.locked_image_encoder import LockedImageEncoder
 from keras_lit.layers.text_encoder import TextEncoder
 from keras_lit.layers.text_encoder import build_word_piece_vocabulary
+from keras_lit.layers.transformer_block import TransformerBlock
 from keras_lit.layers.transformer_text_backbone import TransformerTextBackbone

@@ -1,13 +1,15 @@
 import keras
 import keras_hub
 
+from keras_lit.layers.transformer_block import TransformerBlock
+
 
 @keras.saving.register_keras_serializable(package="keras_lit")
 class TransformerTextBackbone(keras.Model):
     """A small transformer text encoder trained from scratch (LiT's "u").
 
     Token and position embeddings followed by `num_layers` pre-norm
-    `keras_hub.layers.TransformerEncoder` blocks and a final LayerNorm.
+    `TransformerBlock`s (fused QKV) and a final LayerNorm.
 
     Args:
         vocabulary_size: int. Number of token ids.
@@ -56,11 +58,10 @@ class TransformerTextBackbone(keras.Model):
             name="token_and_position_embedding",
         )
         blocks = [
-            keras_hub.layers.TransformerEncoder(
-                intermediate_dim=intermediate_dim,
+            TransformerBlock(
                 num_heads=num_heads,
+                intermediate_dim=intermediate_dim,
                 dropout=dropout,
-                normalize_first=True,
                 dtype=dtype,
                 name=f"transformer_layer_{i}",
             )

@@ -312,7 +312,9 @@ class LiTModel(keras.Model):
             loss, image_to_text, text_to_image, labels = contrastive_terms(
                 image_embeddings, text_embeddings, temperature
             )
-            stats = _batch_stats(loss, image_to_text, text_to_image, labels)
+            stats = _batch_stats(
+                loss, image_to_text, text_to_image, labels, local=True
+            )
             self._update_metrics(stats, temperature)
             return loss, 1
         all_images = context.all_gather(image_embeddings, axis=0)
@@ -596,19 +598,48 @@ class LiTModel(keras.Model):
         )
 
 
-def _top1(logits, labels):
-    predictions = ops.cast(ops.argmax(logits, axis=-1), "int32")
-    return ops.cast(ops.equal(predictions, labels), "float32")
+def _top1(logits, labels, axis=-1):
+    """`1.0` where `argmax(logits, axis) == labels`, per row (or column).
+
+    Masked maxima instead of `argmax`, which XLA compiles to a slow
+    variadic reduction on CPU; `axis=0` scores the columns of a matrix
+    without transposing it. The label wins as `argmax` decides ties: above
+    every earlier entry and at least every later one.
+    """
+    labels = ops.cast(labels, "int32")
+    positions = ops.arange(ops.shape(logits)[axis], dtype="int32")
+    if axis == 0:
+        positions, labels = positions[:, None], labels[None, :]
+    else:
+        positions, labels = positions[None, :], labels[:, None]
+    lowest = ops.full_like(logits, -np.inf)
+
+    def masked_max(mask):
+        masked = ops.where(mask, logits, lowest)
+        return ops.max(masked, axis=axis, initial=-np.inf)
+
+    target = masked_max(positions == labels)
+    before = masked_max(positions < labels)
+    after = masked_max(positions > labels)
+    return ops.cast((target > before) & (target >= after), "float32")
 
 
-def _batch_stats(loss, image_to_text, text_to_image, labels):
-    """`[sum of losses, correct i->t, correct t->i, rows]` (float32)."""
+def _batch_stats(loss, image_to_text, text_to_image, labels, local=False):
+    """`[sum of losses, correct i->t, correct t->i, rows]` (float32).
+
+    `local`: one device, where `text_to_image` is `image_to_text`
+    transposed; its columns are scored in place.
+    """
     rows = ops.cast(ops.shape(labels)[0], "float32")
+    if local:
+        text_correct = _top1(image_to_text, labels, axis=0)
+    else:
+        text_correct = _top1(text_to_image, labels)
     return ops.stack(
         [
             loss * rows,
             ops.sum(_top1(image_to_text, labels)),
-            ops.sum(_top1(text_to_image, labels)),
+            ops.sum(text_correct),
             rows,
         ]
     )
