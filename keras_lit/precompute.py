@@ -355,32 +355,37 @@ def load_precomputed(
 
         def example(index, views_records):
             parsed = [parse(r) for r in views_records]
-            embeddings = tf.stack([p[0] for p in parsed])
             texts = parsed[0][1]
             texts = tf.cond(
                 tf.size(texts) > 0, lambda: texts, lambda: tf.constant([""])
             )
+            # Random draws only where there is a choice (a per-example cost).
             with tf.name_scope(SEED_SCOPE):
                 seed_pair = tf.random.experimental.stateless_fold_in(
                     unit_seed, index
                 )
-                view = tf.random.stateless_uniform(
-                    [], seed_pair, 0, views, dtype=tf.int32
-                )
-                pick = tf.random.stateless_uniform(
-                    [],
-                    tf.random.experimental.stateless_fold_in(seed_pair, 1),
-                    0,
-                    tf.size(texts),
-                    dtype=tf.int32,
-                )
+            embedding = parsed[0][0]
+            if views > 1:
+                with tf.name_scope(SEED_SCOPE):
+                    view = tf.random.stateless_uniform(
+                        [], seed_pair, 0, views, dtype=tf.int32
+                    )
+                embedding = tf.stack([p[0] for p in parsed])[view]
             if caption == "all":
                 text = texts
             elif caption == "first":
                 text = texts[0]
             else:
+                with tf.name_scope(SEED_SCOPE):
+                    pick = tf.random.stateless_uniform(
+                        [],
+                        tf.random.experimental.stateless_fold_in(seed_pair, 1),
+                        0,
+                        tf.size(texts),
+                        dtype=tf.int32,
+                    )
                 text = texts[pick]
-            return {"image_embeddings": embeddings[view], "texts": text}
+            return {"image_embeddings": embedding, "texts": text}
 
         return records.map(
             example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
