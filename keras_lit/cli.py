@@ -256,7 +256,7 @@ def resolve_jit_compile(value, precomputed, strategy):
     Keras' `"auto"` leaves XLA off on CPU-only machines. A step that trains
     from precomputed image embeddings runs only the text tower, whose many
     small ops XLA fuses: on 2 CPU cores the BERT-base text step ran 1.2x
-    faster, the demo's 1.0x to 2.2x (benchmarks/RESULTS.md). Runs on
+    faster, the demo's 1.0x to 2.3x (benchmarks/RESULTS.md). Runs on
     several replicas keep Keras' choice: XLA on CPU has no kernel for their
     all-gather.
     """
