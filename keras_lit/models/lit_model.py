@@ -612,10 +612,9 @@ def _top1(logits, labels, axis=-1):
         positions, labels = positions[:, None], labels[None, :]
     else:
         positions, labels = positions[None, :], labels[:, None]
-    lowest = ops.full_like(logits, -np.inf)
 
     def masked_max(mask):
-        masked = ops.where(mask, logits, lowest)
+        masked = ops.where(mask, logits, -np.inf)
         return ops.max(masked, axis=axis, initial=-np.inf)
 
     target = masked_max(positions == labels)
