@@ -44,6 +44,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DTYPES = ("float32", "float16")
 CAPTION_MODES = ("random", "first", "all")
+# Records parsed at once by `load_precomputed`.
+PARSE_CHUNK = 128
 # Substrings of the op types that draw random numbers.
 RANDOM_OP_MARKERS = (
     "Random",
@@ -335,17 +337,18 @@ def load_precomputed(
                 return view_files, tf.zeros([2], tf.int64)
             return view_files, generator.make_seeds(1)[:, 0]
 
-    def parse(record):
-        features = tf.io.parse_single_example(
-            record,
+    def parse(records):
+        """A chunk of serialised records -> embeddings `[n, D]`, texts."""
+        features = tf.io.parse_example(
+            records,
             {
                 "image_embeddings": tf.io.FixedLenFeature([], tf.string),
                 "texts": tf.io.VarLenFeature(tf.string),
             },
         )
-        embedding = tf.io.decode_raw(features["image_embeddings"], storage)
-        embedding = tf.reshape(tf.cast(embedding, tf.float32), [feature_dim])
-        return embedding, tf.sparse.to_dense(features["texts"])
+        embeddings = tf.io.decode_raw(features["image_embeddings"], storage)
+        embeddings = tf.reshape(embeddings, [-1, feature_dim])
+        return tf.cast(embeddings, tf.float32), features["texts"]
 
     def read_shard(view_files, unit_seed):
         records = tuple(
@@ -353,43 +356,57 @@ def load_precomputed(
         )
         records = tf.data.Dataset.zip(records).enumerate()
 
-        def example(index, views_records):
+        def examples(index, views_records):
+            # One chunk of records at a time: parsing and the random draws
+            # are vectorised (per record they cost more than training).
             parsed = [parse(r) for r in views_records]
             texts = parsed[0][1]
-            texts = tf.cond(
-                tf.size(texts) > 0, lambda: texts, lambda: tf.constant([""])
+            count = texts.dense_shape[0]
+            # A record without captions reads as one empty caption.
+            captions = tf.maximum(
+                tf.RaggedTensor.from_sparse(texts).row_lengths(), 1
             )
-            # Random draws only where there is a choice (a per-example cost).
+            texts = tf.pad(tf.sparse.to_dense(texts), [[0, 0], [0, 1]])
             with tf.name_scope(SEED_SCOPE):
-                seed_pair = tf.random.experimental.stateless_fold_in(
-                    unit_seed, index
+                chunk_seed = tf.random.experimental.stateless_fold_in(
+                    unit_seed, index[0]
                 )
-            embedding = parsed[0][0]
+            embeddings = parsed[0][0]
             if views > 1:
                 with tf.name_scope(SEED_SCOPE):
                     view = tf.random.stateless_uniform(
-                        [], seed_pair, 0, views, dtype=tf.int32
-                    )
-                embedding = tf.stack([p[0] for p in parsed])[view]
-            if caption == "all":
-                text = texts
-            elif caption == "first":
-                text = texts[0]
-            else:
-                with tf.name_scope(SEED_SCOPE):
-                    pick = tf.random.stateless_uniform(
-                        [],
-                        tf.random.experimental.stateless_fold_in(seed_pair, 1),
+                        [count],
+                        tf.random.experimental.stateless_fold_in(chunk_seed, 0),
                         0,
-                        tf.size(texts),
+                        views,
                         dtype=tf.int32,
                     )
-                text = texts[pick]
-            return {"image_embeddings": embedding, "texts": text}
+                embeddings = tf.gather(
+                    tf.stack([p[0] for p in parsed], axis=1),
+                    view,
+                    batch_dims=1,
+                )
+            if caption == "all":
+                text = tf.RaggedTensor.from_tensor(texts, lengths=captions)
+            elif caption == "first":
+                text = texts[:, 0]
+            else:
+                with tf.name_scope(SEED_SCOPE):
+                    bits = tf.random.stateless_uniform(
+                        [count],
+                        tf.random.experimental.stateless_fold_in(chunk_seed, 1),
+                        minval=None,
+                        maxval=None,
+                        dtype=tf.int64,
+                    )
+                pick = tf.math.floormod(bits, captions)
+                text = tf.gather(texts, pick, batch_dims=1)
+            return {"image_embeddings": embeddings, "texts": text}
 
-        return records.map(
-            example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        chunks = records.batch(PARSE_CHUNK).map(
+            examples, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
+        return chunks.unbatch()
 
     units = tf.data.Dataset.from_tensor_slices(files)
     cycle = min(cycle_length, len(files)) if shuffle else 1

@@ -19,6 +19,7 @@ from conftest import make_lit_model
 from PIL import Image
 
 from keras_lit import data
+from keras_lit import precompute
 from keras_lit.distribute import get_strategy
 from keras_lit.precompute import load_precomputed
 from keras_lit.precompute import main as precompute_main
@@ -133,6 +134,7 @@ import keras
 import tensorflow as tf
 from conftest import make_image_encoder
 from keras_lit import data
+from keras_lit import precompute
 from keras_lit.precompute import precompute_image_embeddings
 
 keras.utils.set_random_seed(0)
@@ -431,3 +433,79 @@ def test_one_plain_caption_per_image(tmp_path):
     expected = image_encoder.extract_features(images.astype("float32"))
     stored = np.stack([example["image_embeddings"] for example in loaded])
     np.testing.assert_allclose(stored, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_reader_draws_captions_per_record_across_parse_chunks(
+    tmp_path, monkeypatch
+):
+    # The reader parses records in chunks; 4 per chunk puts chunk borders
+    # inside each of the 2 shards (6 + 5 records).
+    monkeypatch.setattr(precompute, "PARSE_CHUNK", 4)
+    image_encoder = make_image_encoder()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (11, 32, 32, 3)).astype("uint8")
+    # 0, 1, 2 or 3 captions per image.
+    captions = [
+        [f"image {i} caption {c}" for c in range(i % 4)] for i in range(11)
+    ]
+    dataset = tf.data.Dataset.from_generator(
+        lambda: ({"images": x, "texts": t} for x, t in zip(images, captions)),
+        output_signature={
+            "images": tf.TensorSpec([32, 32, 3], tf.uint8),
+            "texts": tf.TensorSpec([None], tf.string),
+        },
+    )
+    output = str(tmp_path / "embeddings")
+    precompute_image_embeddings(
+        image_encoder,
+        dataset,
+        output,
+        shard_size=6,
+        batch_size=4,
+        dtype="float16",
+        verbose=False,
+    )
+    expected = image_encoder.extract_features(images.astype("float32"))
+    expected = np.asarray(expected).astype("float16").astype("float32")
+    readable = [c or [""] for c in captions]  # no caption reads as ""
+
+    def read(**kwargs):
+        loaded = load_precomputed(output, **kwargs).as_numpy_iterator()
+        embeddings, texts = zip(
+            *[(e["image_embeddings"], e["texts"]) for e in loaded]
+        )
+        return np.stack(embeddings), texts
+
+    embeddings, texts = read(shuffle=False, caption="first")
+    np.testing.assert_array_equal(embeddings, expected)
+    assert [t.decode() for t in texts] == [c[0] for c in readable]
+    loaded = load_precomputed(
+        output, shuffle=False, caption="all", batch_size=5
+    )
+    rows = [row for batch in loaded for row in batch["texts"].to_list()]
+    assert [[t.decode() for t in row] for row in rows] == readable[:10]
+
+    # "random": a caption of its own image each time, every caption drawn
+    # over 30 epochs, the same draws for the same seed.
+    def draws(seed):
+        loaded = load_precomputed(output, shuffle=False, seed=seed)
+        return [
+            [t.decode() for t in epoch["texts"]]
+            for epoch in loaded.batch(11).repeat(30).as_numpy_iterator()
+        ]
+
+    first = draws(seed=1)
+    for i, options in enumerate(readable):
+        picked = {epoch[i] for epoch in first}
+        assert picked == set(options), (i, picked)
+    assert draws(seed=1) == first
+    assert draws(seed=2) != first
+
+    # Shuffled: the same records in a seed-determined order.
+    shuffled, shuffled_texts = read(shuffle=True, seed=3, caption="first")
+    order = [int(np.argmax((expected == e).all(axis=1))) for e in shuffled]
+    assert sorted(order) == list(range(11)) and order != list(range(11))
+    np.testing.assert_array_equal(read(shuffle=True, seed=3)[0], shuffled)
+    assert [t.decode() for t in shuffled_texts] == [
+        readable[i][0] for i in order
+    ]
