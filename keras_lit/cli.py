@@ -272,6 +272,16 @@ def resolve_jit_compile(value, precomputed, strategy):
     return "auto"
 
 
+def check_steps_per_execution(value):
+    """`train.steps_per_execution`: training steps per compiled call."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CLIError(
+            "train.steps_per_execution must be a positive integer. "
+            f"Received: {value!r}"
+        )
+    return value
+
+
 # --- Subcommands ----------------------------------------------------------
 
 
@@ -320,9 +330,20 @@ def cmd_train(args):
         jit_compile = resolve_jit_compile(
             train["jit_compile"], precomputed, strategy
         )
-        model.compile(optimizer=make_optimizer(train), jit_compile=jit_compile)
+        model.compile(
+            optimizer=make_optimizer(train),
+            jit_compile=jit_compile,
+            steps_per_execution=check_steps_per_execution(
+                train["steps_per_execution"]
+            ),
+        )
     if jit_compile is True:
         log("XLA compiles the training step (train.jit_compile)")
+    if model.steps_per_execution > 1:
+        log(
+            f"{model.steps_per_execution} training steps per call "
+            "(train.steps_per_execution)"
+        )
 
     callbacks = [keras.callbacks.TerminateOnNaN()]
     seed = int(config["seed"])

@@ -76,6 +76,7 @@ DEFAULT_CONFIG = {
         "checkpoints": True,
         "tensorboard": True,
         "jit_compile": "auto",
+        "steps_per_execution": 1,
     },
 }
 

@@ -78,6 +78,7 @@ def workspace(tmp_path_factory):
         },
         "text_tower": {"vocabulary_size": 100},
         "data": {"format": "tfrecord", "train": str(records / "*.tfrecord")},
+        "train": {"steps_per_execution": 2},
     }
     config_path = root / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
@@ -104,6 +105,7 @@ def test_train_writes_a_model_and_logs(workspace):
     assert (workspace["root"] / "run" / "tensorboard").is_dir()
     # Text-only steps (precomputed embeddings) compile with XLA on "auto".
     assert "XLA compiles the training step" in output
+    assert "2 training steps per call" in output
 
 
 def test_evaluate_zero_shot_and_retrieval(workspace):
@@ -171,6 +173,10 @@ def test_export_and_classify_from_both_formats(workspace, tmp_path):
         (
             ["--set", "image_tower.keras_cv_class=ResNet99Backbone"],
             "Unknown image tower keras_cv_class='ResNet99Backbone'",
+        ),
+        (
+            ["--set", "train.steps_per_execution=0"],
+            "train.steps_per_execution must be a positive integer",
         ),
     ],
 )
