@@ -13,10 +13,13 @@ Typical usage:
     bash benchmarks/setup_peer_venv.sh       # once, needs PyPI
     python benchmarks/train_throughput.py --rounds 3 --steps 30
     python benchmarks/train_throughput.py --no-peer   # keras_lit only
+    python benchmarks/train_throughput.py --jit-compile false   # no XLA rows
 
 keras_lit modes: `locked` (the image tower runs forward, no backward),
 `precomputed` (image embeddings are inputs: the tower never runs; OpenCLIP
-has no such mode) and `unlocked` (CLIP-style, both towers train).
+has no such mode) and `unlocked` (CLIP-style, both towers train), each
+compiled without and with XLA (`keras_lit` and `keras_lit+xla` rows; Keras
+leaves XLA off on CPU unless asked).
 """
 
 import argparse
@@ -80,7 +83,7 @@ def analytic_flops(batch, mode):
     )
 
 
-def keras_lit_worker(mode, batch, steps, warmup):
+def keras_lit_worker(mode, batch, steps, warmup, jit_compile=False):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import keras_hub
@@ -130,7 +133,7 @@ def keras_lit_worker(mode, batch, steps, warmup):
     optimizer.exclude_from_weight_decay(
         var_names=["bias", "gamma", "beta", "log_temperature"]
     )
-    model.compile(optimizer=optimizer)
+    model.compile(optimizer=optimizer, jit_compile=jit_compile)
 
     rng = np.random.default_rng(0)
     batch_data = {
@@ -181,7 +184,7 @@ def keras_lit_worker(mode, batch, steps, warmup):
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     total = sum(int(np.prod(v.shape)) for v in model.weights)
     return {
-        "impl": "keras_lit",
+        "impl": "keras_lit+xla" if jit_compile else "keras_lit",
         "mode": mode,
         "batch_size": batch,
         "steps": steps,
@@ -238,17 +241,27 @@ def main(argv=None):
         default=["locked", "precomputed", "unlocked"],
         choices=["locked", "precomputed", "unlocked"],
     )
+    parser.add_argument(
+        "--jit-compile",
+        nargs="+",
+        default=["false", "true"],
+        choices=["false", "true"],
+        help="XLA settings for the keras_lit rows (both by default)",
+    )
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--output", default=None, help="write JSON here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="locked", help=argparse.SUPPRESS)
     parser.add_argument("-b", type=int, default=64, help=argparse.SUPPRESS)
+    parser.add_argument("--jit", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
         print(
             json.dumps(
-                keras_lit_worker(args.mode, args.b, args.steps, args.warmup)
+                keras_lit_worker(
+                    args.mode, args.b, args.steps, args.warmup, args.jit
+                )
             )
         )
         return 0
@@ -288,8 +301,8 @@ def main(argv=None):
                         round=round_index,
                     )
                     runs.append(result)
-                result = run_subprocess(
-                    [
+                for jit in args.jit_compile:
+                    command = [
                         sys.executable,
                         __file__,
                         "--worker",
@@ -302,16 +315,18 @@ def main(argv=None):
                         "--warmup",
                         str(args.warmup),
                     ]
-                )
-                result["round"] = round_index
-                runs.append(result)
-                last = runs[-1]
-                print(
-                    f"round {round_index} {last['impl']:9s} {mode:11s} "
-                    f"B={batch:4d} {last['pairs_per_sec']:8.1f} pairs/s "
-                    f"cpu={last['cpu_util_cores']:.2f}",
-                    flush=True,
-                )
+                    result = run_subprocess(
+                        command + (["--jit"] if jit == "true" else [])
+                    )
+                    result["round"] = round_index
+                    runs.append(result)
+                    last = runs[-1]
+                    print(
+                        f"round {round_index} {last['impl']:13s} {mode:11s} "
+                        f"B={batch:4d} {last['pairs_per_sec']:8.1f} pairs/s "
+                        f"cpu={last['cpu_util_cores']:.2f}",
+                        flush=True,
+                    )
 
     peak_median = statistics.median(peak)
     print(
@@ -333,7 +348,7 @@ def main(argv=None):
             and r["batch_size"] == batch
         ]
         reference = statistics.median(peer_locked) if peer_locked else None
-        for impl in ("openclip", "keras_lit"):
+        for impl in ("openclip", "keras_lit", "keras_lit+xla"):
             for mode in args.modes:
                 rows = [
                     r

@@ -418,16 +418,41 @@ class LiTModel(keras.Model):
         # ("Attempt to convert a value (PerReplica...)",
         # keras-team/keras#20585). LiTModel builds its layers in `__init__`,
         # so only the optimizer can be left, and it needs no data.
+        #
+        # The optimizer is built here, before the first step is traced: built
+        # inside an XLA-compiled step (`jit_compile=True`, no strategy, where
+        # Keras defers building to the trace) its slots fail with "We failed
+        # to lift variable creations out of this tf.function". The tokenizer
+        # and packer own no state and are built on their first call, in the
+        # data pipeline, which pre-tokenised batches skip.
         if iterator is not None:
             self._check_global_batch(iterator)
+        preprocessing = {
+            id(layer)
+            for sublayer in (
+                self.text_encoder.tokenizer,
+                self.text_encoder.packer,
+            )
+            for layer in sublayer._flatten_layers()
+        }
+        unbuilt = [
+            layer
+            for layer in self._flatten_layers()
+            if not layer.built and id(layer) not in preprocessing
+        ]
         compile_metrics = getattr(self, "_compile_metrics", None)
-        if not all(layer.built for layer in self._flatten_layers()) or (
+        if unbuilt or (
             compile_metrics is not None and not compile_metrics.built
         ):
-            return super()._maybe_symbolic_build(
+            super()._maybe_symbolic_build(
                 iterator=iterator, data_batch=data_batch
             )
-        if self.optimizer is not None and not self.optimizer.built:
+            unbuilt = [layer for layer in unbuilt if not layer.built]
+        if (
+            not unbuilt
+            and self.optimizer is not None
+            and not self.optimizer.built
+        ):
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
 
