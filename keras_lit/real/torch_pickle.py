@@ -61,8 +61,10 @@ class _TensorView:
         if not self.size:
             return base[self.offset].copy()
         itemsize = base.dtype.itemsize
-        end = self.offset + 1 + sum(
-            (n - 1) * s for n, s in zip(self.size, self.stride)
+        end = (
+            self.offset
+            + 1
+            + sum((n - 1) * s for n, s in zip(self.size, self.stride))
         )
         if min(self.size) > 0 and end > base.size:
             raise LegacyTorchFileError(
