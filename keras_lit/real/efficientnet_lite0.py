@@ -66,8 +66,8 @@ LITE0_CONFIG = {
 }
 
 
-class MissingPackageError(RuntimeError):
-    """A package with real weights or photos is not installed or is broken."""
+class MissingPackageError(ImportError):
+    """The package with the Lite0 weights is not installed or is broken."""
 
 
 def weights_path():
