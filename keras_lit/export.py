@@ -558,6 +558,7 @@ class _ServingGraph:
     def metadata(self):
         metadata = {
             "keras_lit_version": __version__,
+            "image_backbone": _class_path(self.model.image_encoder.backbone),
             "image_size": list(self.image_size),
             "embedding_dim": self.embedding_dim,
             "sequence_length": self.sequence_length,
@@ -896,3 +897,9 @@ def _resolve_templates(templates):
     from keras_lit.zero_shot.weights import validate_templates
 
     return validate_templates(templates)
+
+
+def _class_path(layer):
+    """`"<top package>.<class>"`, e.g. `"keras_hub.EfficientNetBackbone"`."""
+    cls = type(layer)
+    return f"{cls.__module__.split('.')[0]}.{cls.__name__}"

@@ -228,3 +228,35 @@ def test_fashion_mnist_reader_and_captions(tmp_path):
     assert len(texts) > 20
     assert any("an overcoat" in text for text in texts)
     assert not any("a overcoat" in text for text in texts)
+
+
+class _StubBackend:
+    model_name = "lit"
+    kind = "local"
+
+    def __init__(self, backbone):
+        self.metadata = {"image_backbone": backbone}
+
+    def describe(self):
+        return "stub"
+
+
+def test_app_offers_real_photos_for_real_towers():
+    from keras_lit.app.server import create_app
+
+    for backbone, expected in (
+        ("keras_hub.EfficientNetBackbone", True),
+        ("keras_cv.ResNetV2Backbone", False),
+    ):
+        client = create_app(_StubBackend(backbone)).test_client()
+        names = [s["name"] for s in client.get("/api/config").json["samples"]]
+        assert ("photo-chelsea.png" in names) is expected, names
+        assert "red-cross.jpg" in names  # the drawn shapes stay
+        answer = client.get("/api/samples/real/photo-chelsea.png")
+        if expected:
+            assert answer.status_code == 200
+            with open(photos.photo_path("chelsea"), "rb") as file:
+                assert answer.data == file.read()
+        else:
+            assert answer.status_code == 404
+        answer.close()

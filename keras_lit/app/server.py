@@ -13,6 +13,7 @@ Routes (`<model>` is `<name>` or `<name>/versions/<v>`):
 | POST | `/api/search` | `{"embedding": [...], "top_k": k}` -> images |
 | POST | `/api/search/refresh` | rescan the folder (new and changed files) |
 | GET | `/api/images/<name>` | an indexed image file |
+| GET | `/api/samples/real/<name>` | a shipped real photo (real-tower models) |
 
 Every error is JSON, `{"error": "<readable message>"}`, with an HTTP status,
 and no request can stop the server. Bodies over the size limit get a 413
@@ -36,7 +37,9 @@ from urllib.parse import quote
 from keras_lit.app import rest_format
 from keras_lit.app.rest_format import RestError
 from keras_lit.app.samples import SAMPLES_DIR
+from keras_lit.app.samples import is_real_tower
 from keras_lit.app.samples import list_samples
+from keras_lit.app.samples import real_photo_samples
 from keras_lit.app.search_index import IndexNotReady
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
@@ -96,6 +99,7 @@ def create_app(
     if metadata.get("max_pixels"):
         max_pixels = min(int(max_pixels), int(metadata["max_pixels"]))
     allowed = None if allowed_hosts is None else set(allowed_hosts)
+    real_photos = real_photo_samples() if is_real_tower(metadata) else {}
 
     def error(status, message):
         response = flask.jsonify({"error": message})
@@ -123,7 +127,9 @@ def create_app(
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["Content-Security-Policy"] = _CONTENT_SECURITY_POLICY
-        if not flask.request.path.startswith(("/static/", "/api/images/")):
+        if not flask.request.path.startswith(
+            ("/static/", "/api/images/", "/api/samples/")
+        ):
             response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -153,6 +159,9 @@ def create_app(
         samples = [
             {"name": name, "url": f"/static/samples/{name}"}
             for name in list_samples(SAMPLES_DIR)
+        ] + [
+            {"name": name, "url": f"/api/samples/real/{name}"}
+            for name in real_photos
         ]
         class_names = metadata.get("class_names")
         default_labels = list(SHAPE_LABELS)
@@ -277,6 +286,12 @@ def create_app(
         return flask.jsonify(
             {"results": hits, "status": _public_status(search_index.status())}
         )
+
+    @app.get("/api/samples/real/<name>")
+    def real_sample(name):
+        if name not in real_photos:
+            return error(404, f"There is no real sample photo named {name}")
+        return flask.send_file(real_photos[name], max_age=300)
 
     @app.get("/api/images/<path:name>")
     def image(name):
