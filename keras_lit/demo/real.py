@@ -228,9 +228,16 @@ def build_data(settings):
     order = rng.permutation(len(train_labels))
     seen = order[~np.isin(train_labels[order], held_out)]
     lit = seen[: settings["num_lit_pairs"]]
-    # The probe's labelled images: all 10 classes, disjoint from the pairs.
+    # The probe's labelled images: every class equally, disjoint from the
+    # pairs.
     rest = order[~np.isin(order, lit)]
-    probe = rest[: settings["num_probe_images"]]
+    per_class = settings["num_probe_images"] // len(fashion_mnist.CLASS_NAMES)
+    probe = np.concatenate(
+        [
+            rest[train_labels[rest] == label][:per_class]
+            for label in range(len(fashion_mnist.CLASS_NAMES))
+        ]
+    )
     test = rng.permutation(len(test_labels))[: settings["num_test_images"]]
     size = settings["image_size"]
     return {
