@@ -94,6 +94,8 @@ def real_demo_settings(seed=0, smoke=False):
         "temperature_init": 10.0,
         "probe_l2": 1.0,
         "setups": list(SETUPS),
+        # Written as `<setup>.keras` for `keras-lit export` and the app.
+        "save_models": ["Lu", "LU"],
         "photo_labels": list(DEFAULT_PHOTO_LABELS),
     }
     if smoke:
@@ -192,6 +194,11 @@ def run_real_demo(
 
     log("[6/6] Report: shipped photos, ImageNet and zero-shot labels")
     photo_results = label_photos(preset, runs, settings)
+    models = {}
+    for setup in settings["save_models"]:
+        if setup in runs:
+            models[setup] = os.path.join(output_dir, f"{setup}.keras")
+            runs[setup]["model"].save(models[setup])
     results = {
         "settings": settings,
         "evaluation": evaluation,
@@ -208,6 +215,7 @@ def run_real_demo(
             "report": os.path.join(output_dir, "report.png"),
             "results": os.path.join(output_dir, "results.json"),
             "preset": preset,
+            "models": models,
         },
     }
     real_report.write_report_png(results["paths"]["report"], data, results)

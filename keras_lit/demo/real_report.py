@@ -54,6 +54,10 @@ def format_results(results):
         "",
         f"Precompute {seconds['precompute']} s, total {seconds['total']} s.",
         f"Report: {results['paths']['report']}",
+        *(
+            f"Model {setup}: {path}"
+            for setup, path in results["paths"]["models"].items()
+        ),
         f"Results: {results['paths']['results']}",
     ]
     return "\n".join(lines)
