@@ -105,7 +105,9 @@ def write_report_png(path, data, results):
 
 def _fashion_row(figure, grid, data, columns):
     shown = []
-    for label in range(len(fashion_mnist.CLASS_NAMES)):
+    held = list(data["held_out"])
+    others = [c for c in range(len(fashion_mnist.CLASS_NAMES)) if c not in held]
+    for label in held + others:
         where = np.flatnonzero(data["test_labels"] == label)
         if len(where):
             shown.append((label, where[0]))
