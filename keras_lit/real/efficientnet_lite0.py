@@ -17,9 +17,9 @@ padding equals "same") uses "v1" and the six others "unfused".
 (`EfficientNetImageClassifier.save_to_preset`: backbone, ImageNet head and
 image converter, inputs `(x - 127) / 128`) and returns its path:
 
->>> path = efficientnet_lite0_preset()                       # doctest: +SKIP
->>> encoder = keras_lit.LockedImageEncoder.from_preset(path)  # doctest: +SKIP
->>> classifier = keras_hub.models.ImageClassifier.from_preset(path)  # +SKIP
+    path = efficientnet_lite0_preset()
+    encoder = keras_lit.LockedImageEncoder.from_preset(path)
+    classifier = keras_hub.models.ImageClassifier.from_preset(path)
 """
 
 import importlib.util
