@@ -16,6 +16,7 @@ import functools
 import tensorflow as tf
 from keras import ops
 
+from keras_lit.distribute import is_multi_worker
 from keras_lit.distribute import per_replica_batch_size
 from keras_lit.distribute import replica_context
 from keras_lit.losses import LossTerms
@@ -111,3 +112,23 @@ def explain_worker_failures(function):
             ) from error
 
     return wrapper
+
+
+class WorkerFailureMessages:
+    """Mixin: a multi-worker step that loses a peer says what to do."""
+
+    def make_train_function(self, force=False):
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=force)
+        if is_multi_worker(self.distribute_strategy):
+            self.train_function = explain_worker_failures(self.train_function)
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        if self.test_function is not None and not force:
+            return self.test_function
+        super().make_test_function(force=force)
+        if is_multi_worker(self.distribute_strategy):
+            self.test_function = explain_worker_failures(self.test_function)
+        return self.test_function
