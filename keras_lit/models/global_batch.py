@@ -118,17 +118,17 @@ class WorkerFailureMessages:
     """Mixin: a multi-worker step that loses a peer says what to do."""
 
     def make_train_function(self, force=False):
-        if self.train_function is not None and not force:
-            return self.train_function
-        super().make_train_function(force=force)
-        if is_multi_worker(self.distribute_strategy):
-            self.train_function = explain_worker_failures(self.train_function)
-        return self.train_function
+        make = super().make_train_function
+        return self._explained("train_function", make, force)
 
     def make_test_function(self, force=False):
-        if self.test_function is not None and not force:
-            return self.test_function
-        super().make_test_function(force=force)
+        make = super().make_test_function
+        return self._explained("test_function", make, force)
+
+    def _explained(self, name, make, force):
+        if getattr(self, name) is not None and not force:
+            return getattr(self, name)
+        make(force=force)
         if is_multi_worker(self.distribute_strategy):
-            self.test_function = explain_worker_failures(self.test_function)
-        return self.test_function
+            setattr(self, name, explain_worker_failures(getattr(self, name)))
+        return getattr(self, name)

@@ -125,7 +125,7 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
 
     def get_compile_config(self):
         config = super().get_compile_config()
-        if config is not None:
+        if config:  # `{}` when not compiled
             config["loss"] = keras.saving.serialize_keras_object(self.pair_loss)
         return config
 
