@@ -13,6 +13,7 @@ import os
 import tensorflow as tf
 
 from keras_lit.data.pipeline import SEED_SCOPE
+from keras_lit.data.pipeline import with_unit_seeds
 from keras_lit.distribute import auto_shard_policy
 from keras_lit.precompute.inputs import check_positive_int
 from keras_lit.precompute.manifest import check_shard_sizes
@@ -92,7 +93,7 @@ def load_precomputed(
     if shuffle:
         units = units.shuffle(len(files), seed=seed)
     draws = shuffle or caption == "random" or views > 1
-    units = units.map(_seeder(seed) if draws else _no_seed)
+    units = with_unit_seeds(units, seed, draws)
     cycle = min(cycle_length, len(files)) if shuffle else 1
     if cycle > 1:
         dataset = units.interleave(
@@ -157,26 +158,6 @@ def _check_readable(output_dir, manifest, allow_incomplete, image_encoder):
                 f"encoder. Stored: {manifest['image_encoder']}; received an "
                 f"encoder with {expected}."
             )
-
-
-def _seeder(seed):
-    """A map function giving each shard a new seed per pass."""
-    generator = (
-        tf.random.Generator.from_non_deterministic_state()
-        if seed is None
-        else tf.random.Generator.from_seed(seed)
-    )
-
-    def with_seed(view_files):
-        with tf.name_scope(SEED_SCOPE):
-            return view_files, generator.make_seeds(1)[:, 0]
-
-    return with_seed
-
-
-def _no_seed(view_files):
-    with tf.name_scope(SEED_SCOPE):
-        return view_files, tf.zeros([2], tf.int64)
 
 
 def _read_shard(view_files, unit_seed, views, storage, feature_dim, caption):
