@@ -1,6 +1,7 @@
 """What every `keras-lit` subcommand shares: the user error, logging, paths."""
 
 import glob
+import importlib
 import os
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
@@ -60,3 +61,22 @@ def parse_labels(text, path=None):
     if text:
         labels += [label.strip() for label in text.split(",") if label.strip()]
     return labels
+
+
+def delegated_command(module_name, returns_exit_code=False):
+    """`add_arguments` and `run` of a subcommand that another module runs.
+
+    That module has `build_parser(parser)` and `run(args)`; its `run`
+    returns an exit code (`returns_exit_code`) or anything else, e.g. a
+    summary (exit code 0). It is imported only when needed.
+    """
+
+    def add_arguments(parser):
+        importlib.import_module(module_name).build_parser(parser)
+
+    def run(args):
+        import_tensorflow()
+        result = importlib.import_module(module_name).run(args)
+        return (result or 0) if returns_exit_code else 0
+
+    return add_arguments, run

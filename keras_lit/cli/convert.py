@@ -1,20 +1,8 @@
 """`keras-lit convert`: see `keras_lit.data.convert`."""
 
-from keras_lit.cli.common import import_tensorflow
+from keras_lit.cli.common import delegated_command
 
 NAME = "convert"
 HELP = "convert CSV / image folders to TFRecord shards"
 
-
-def add_arguments(parser):
-    from keras_lit.data import convert
-
-    convert.build_parser(parser)
-
-
-def run(args):
-    import_tensorflow()
-    from keras_lit.data import convert
-
-    convert.run(args)
-    return 0
+add_arguments, run = delegated_command("keras_lit.data.convert")

@@ -187,6 +187,7 @@ def make_optimizer(train):
     import keras
 
     from keras_lit.models.lit_model import NO_DECAY_NAMES
+    from keras_lit.schedules import warmup_cosine_decay
 
     steps = int(train["steps"])
     warmup = train["warmup_steps"]
@@ -194,12 +195,7 @@ def make_optimizer(train):
         warmup = max(1, int(0.03 * steps))
     learning_rate = float(train["learning_rate"])
     if train["schedule"] == "cosine":
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0,
-            decay_steps=max(1, steps - warmup),
-            warmup_target=learning_rate,
-            warmup_steps=warmup,
-        )
+        schedule = warmup_cosine_decay(learning_rate, steps, warmup)
     elif train["schedule"] == "constant":
         schedule = learning_rate
     else:

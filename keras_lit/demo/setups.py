@@ -13,6 +13,7 @@ from keras_lit.layers import LockedImageEncoder
 from keras_lit.layers import TextEncoder
 from keras_lit.models import LiTModel
 from keras_lit.models.lit_model import NO_DECAY_NAMES
+from keras_lit.schedules import warmup_cosine_decay
 
 SETUPS = ("Lu", "Uu", "uu")
 SETUP_DESCRIPTIONS = {
@@ -53,12 +54,7 @@ def build_setup_model(setup, backbone, vocabulary, settings):
     )
     steps = settings["steps"]
     warmup = max(1, int(settings["warmup_fraction"] * steps))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0,
-        decay_steps=max(steps - warmup, 1),
-        warmup_target=settings["learning_rate"],
-        warmup_steps=warmup,
-    )
+    schedule = warmup_cosine_decay(settings["learning_rate"], steps, warmup)
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule,
         weight_decay=settings["weight_decay"],

@@ -7,10 +7,10 @@ Typical usage:
 """
 
 import argparse
-import sys
 
 import keras
 
+from keras_lit.command_line import run_command_line
 from keras_lit.precompute.tower import locked_image_encoder
 from keras_lit.precompute.writer import DTYPES
 from keras_lit.precompute.writer import precompute_image_embeddings
@@ -77,10 +77,4 @@ def run(args):
 
 def main(argv=None):
     """Command-line entry point; returns the process exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command_line(build_parser, run, argv)
