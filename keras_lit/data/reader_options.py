@@ -4,6 +4,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from keras_lit.data.skipped_images import SkippedImages
 from keras_lit.image_ops import DEFAULT_MAX_PIXELS
 
 CAPTION_MODES = ("random", "first", "all")
@@ -95,8 +96,6 @@ class ReaderOptions:
                     f"`{name}` must be a positive int. "
                     f"Received: {name}={value!r}"
                 )
-        from keras_lit.data.skipped_images import SkippedImages
-
         if self.skipped_images is not None and not isinstance(
             self.skipped_images, SkippedImages
         ):

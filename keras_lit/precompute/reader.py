@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from keras_lit.data.pipeline import SEED_SCOPE
 from keras_lit.data.pipeline import with_unit_seeds
+from keras_lit.data.reader_options import CAPTION_MODES
 from keras_lit.distribute import auto_shard_policy
 from keras_lit.precompute.inputs import check_positive_int
 from keras_lit.precompute.manifest import check_shard_sizes
@@ -21,7 +22,6 @@ from keras_lit.precompute.manifest import read_manifest
 from keras_lit.precompute.tower import encoder_fingerprint
 from keras_lit.precompute.tower import locked_image_encoder
 
-CAPTION_MODES = ("random", "first", "all")
 # Records parsed at once by `load_precomputed`.
 PARSE_CHUNK = 128
 
