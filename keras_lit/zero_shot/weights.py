@@ -339,6 +339,44 @@ def average_prompt_embeddings(prompt_embeddings, num_templates):
     return l2_normalize(stacked / num_templates).astype("float32")
 
 
+def format_prompts_tf(class_names, templates):
+    """`format_prompts` in TensorFlow ops, for the exported graph.
+
+    Args:
+        class_names: a `[K]` string tensor.
+        templates: a list of `T` Python templates, each containing `{}`.
+
+    Returns:
+        A `[K * T]` string tensor, class-major and canonicalised, exactly as
+        `format_prompts(..., canonicalize=True)` orders them.
+    """
+    import tensorflow as tf
+
+    prompts = []
+    for template in validate_templates(templates):
+        parts = template.split(TEMPLATE_PLACEHOLDER)
+        pieces = [parts[0]]
+        for part in parts[1:]:
+            pieces += [class_names, part]
+        prompts.append(tf.strings.join(pieces))
+    prompts = tf.reshape(tf.stack(prompts, axis=1), [-1])  # Class-major.
+    return canonicalize_text_tf(prompts)
+
+
+def average_prompt_embeddings_tf(prompt_embeddings, num_templates):
+    """`average_prompt_embeddings` in TensorFlow ops: `[K * T, D] -> [K, D]`.
+
+    Normalises each prompt embedding, averages each class's `T` rows and
+    normalises the mean again.
+    """
+    import tensorflow as tf
+
+    embeddings = tf.math.l2_normalize(prompt_embeddings, axis=-1)
+    width = tf.shape(embeddings)[-1]
+    embeddings = tf.reshape(embeddings, [-1, num_templates, width])
+    return tf.math.l2_normalize(tf.reduce_mean(embeddings, axis=1), axis=-1)
+
+
 def encoder_function(model, method, batch_size):
     """`model.<method>` with `batch_size` bound when it accepts one."""
     function = getattr(model, method, None)
