@@ -180,23 +180,24 @@ def _class_weights(model, class_names, templates):
 
 def positive_int(name, value, hint=""):
     """`value` as an int >= 1, or a `ValueError` naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(
+        value, bool
+    )
+    if not is_int or value < 1:
+        shown = int(value) if is_int else repr(value)
         raise ValueError(
-            f"`{name}` must be a positive int{hint}. Received: {name}={value!r}"
-        )
-    if value < 1:
-        raise ValueError(
-            f"`{name}` must be a positive int{hint}. Received: {name}={value}"
+            f"`{name}` must be a positive int{hint}. Received: {name}={shown}"
         )
     return int(value)
 
 
 def _check_resize(resize):
-    if resize not in RESIZE_MODES:
-        raise ValueError(
-            f"`resize` must be one of {', '.join(map(repr, RESIZE_MODES))}. "
-            f"Received: resize={resize!r}"
-        )
+    if resize in RESIZE_MODES:
+        return
+    choices = ", ".join(map(repr, RESIZE_MODES))
+    raise ValueError(
+        f"`resize` must be one of {choices}. Received: resize={resize!r}"
+    )
 
 
 def _check_batching_parameters(batching_parameters):

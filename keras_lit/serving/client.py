@@ -55,7 +55,26 @@ class ServingError(RuntimeError):
         self.message = message
 
 
-class GrpcClient:
+class _SignatureMethods:
+    """One method per signature of `protocol.SIGNATURES`, over `predict`."""
+
+    def embed_image(self, image_bytes):
+        return self.predict("embed_image", {"image_bytes": image_bytes})
+
+    def embed_text(self, texts):
+        return self.predict("embed_text", {"texts": texts})
+
+    def zero_shot(self, image_bytes, class_names):
+        return self.predict(
+            "zero_shot",
+            {"image_bytes": image_bytes, "class_names": class_names},
+        )
+
+    def classify(self, image_bytes):
+        return self.predict("classify", {"image_bytes": image_bytes})
+
+
+class GrpcClient(_SignatureMethods):
     """Calls the export through TF Serving's gRPC `PredictionService`.
 
     Args:
@@ -145,21 +164,6 @@ class GrpcClient:
         response.metadata["signature_def"].Unpack(signature_map)
         return signature_table(signature_map.signature_def)
 
-    def embed_image(self, image_bytes):
-        return self.predict("embed_image", {"image_bytes": image_bytes})
-
-    def embed_text(self, texts):
-        return self.predict("embed_text", {"texts": texts})
-
-    def zero_shot(self, image_bytes, class_names):
-        return self.predict(
-            "zero_shot",
-            {"image_bytes": image_bytes, "class_names": class_names},
-        )
-
-    def classify(self, image_bytes):
-        return self.predict("classify", {"image_bytes": image_bytes})
-
     def close(self):
         self.channel.close()
 
@@ -170,7 +174,7 @@ class GrpcClient:
         self.close()
 
 
-class RestClient:
+class RestClient(_SignatureMethods):
     """Calls the export through TF Serving's REST API (JSON over HTTP).
 
     Args:
@@ -234,12 +238,6 @@ class RestClient:
         )
         return signature_table(signature_map.signature_def)
 
-    def embed_image(self, image_bytes):
-        return self.predict("embed_image", {"image_bytes": image_bytes})
-
-    def embed_text(self, texts):
-        return self.predict("embed_text", {"texts": texts})
-
     def zero_shot(self, image_bytes, class_names):
         # N images and K class names: only the columnar format can say so.
         return self.predict(
@@ -247,9 +245,6 @@ class RestClient:
             {"image_bytes": image_bytes, "class_names": class_names},
             format="columnar",
         )
-
-    def classify(self, image_bytes):
-        return self.predict("classify", {"image_bytes": image_bytes})
 
     def _send(self, url, body):
         data = None if body is None else json.dumps(body).encode("utf-8")

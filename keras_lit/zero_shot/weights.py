@@ -50,6 +50,20 @@ def _char_rule(char):
     return char
 
 
+def as_text(value, expected):
+    """`value` as `str` (UTF-8 `bytes` decoded), else a `ValueError`.
+
+    The error reads `"<expected>. Received: <type> value <value>"`.
+    """
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if not isinstance(value, str):
+        raise ValueError(
+            f"{expected}. Received: {type(value).__name__} value {value!r}"
+        )
+    return value
+
+
 def canonicalize_text(text):
     """Lower-cases `text`, strips punctuation and collapses whitespace.
 
@@ -64,13 +78,7 @@ def canonicalize_text(text):
     >>> canonicalize_text("  A photo of a Jack-o'-lantern. ")
     'a photo of a jack o lantern'
     """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    if not isinstance(text, str):
-        raise ValueError(
-            "`text` must be a string. "
-            f"Received: text of type {type(text).__name__}"
-        )
+    text = as_text(text, "`text` must be a string")
     text = "".join(_char_rule(char) for char in text.lower())
     return " ".join(part for part in text.split(" ") if part)
 
@@ -118,14 +126,7 @@ def validate_class_names(class_names):
         raise ValueError("`class_names` must be a non-empty list of strings.")
     names = []
     for name in list(class_names):
-        if isinstance(name, bytes):
-            name = name.decode("utf-8")
-        if not isinstance(name, str):
-            raise ValueError(
-                "`class_names` must hold strings. Received: "
-                f"{type(name).__name__} value {name!r}"
-            )
-        names.append(name)
+        names.append(as_text(name, "`class_names` must hold strings"))
     if not names:
         raise ValueError(
             "`class_names` must be a non-empty list of strings. "

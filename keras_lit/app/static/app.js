@@ -1,3 +1,4 @@
+// Over 500 lines: one closure whose tabs (zero-shot, images, share links, search) share the page state; the rules shared with Python are in wire.js.
 /*
  * keras_lit demo page. Plain JavaScript, no build step.
  *
@@ -10,10 +11,11 @@
  * - templates equal to the exported ones: the `zero_shot` signature, which
  *   fills the templates, embeds and averages the prompts inside the model;
  * - edited templates: `embed_text` on the filled-in prompts and
- *   `embed_image` on the image, then the same arithmetic here (canonicalise
- *   each prompt, average a label's prompt embeddings, re-normalise, scale the
- *   cosines by the exported temperature, softmax). With the exported
- *   templates both paths give the same probabilities.
+ *   `embed_image` on the image, then the same arithmetic in the page
+ *   (wire.js: canonicalise each prompt, average a label's prompt
+ *   embeddings, re-normalise; here: scale the cosines by the exported
+ *   temperature, softmax). With the exported templates both paths give the
+ *   same probabilities.
  */
 "use strict";
 
