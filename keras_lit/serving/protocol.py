@@ -87,7 +87,8 @@ def signature(name):
 
 
 def expected_signature_table(keys, sizes):
-    """`SIGNATURES` as `read_signature_table` reports an export.
+    """`SIGNATURES` as `signature_defs.signature_table(..., method=True)`
+    reports an export.
 
     Args:
         keys: the signature keys the export has (without the default).
