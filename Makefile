@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install test lint demo demo-real bench notebooks clean chromium fashion-mnist
+.PHONY: install test test-fast lint demo demo-real bench notebooks clean chromium node fashion-mnist
 
 install: $(STAMP)
 
@@ -27,8 +27,17 @@ chromium:
 fashion-mnist:
 	@test -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
 
-test: $(STAMP) chromium fashion-mnist
+# The page's JavaScript rules (keras_lit/app/static/wire.js) are tested
+# under node against the same vectors as their Python homes.
+node:
+	@command -v node >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
+
+test: $(STAMP) chromium node fashion-mnist
 	$(PY) -m pytest tests
+
+# Everything but the slow, browser, multi-process and notebook tests.
+test-fast: $(STAMP) node fashion-mnist
+	$(PY) -m pytest tests -m "not large and not browser and not multiprocess and not notebook"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -42,6 +42,7 @@ from keras_lit.models.lit_model import NO_DECAY_NAMES
 from keras_lit.real import efficientnet_lite0
 from keras_lit.real import fashion_mnist
 from keras_lit.real import photos
+from keras_lit.schedules import warmup_cosine_decay
 from keras_lit.zero_shot import build_zero_shot_weights
 
 SETUPS = ("Lu", "LU", "Uu")
@@ -311,11 +312,8 @@ def build_model(setup, preset, encoder, vocabulary, settings):
     )
     steps = settings["steps"]
     warmup = max(1, int(settings["warmup_fraction"] * steps))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0,
-        decay_steps=max(steps - warmup, 1),
-        warmup_target=settings["learning_rate"][setup],
-        warmup_steps=warmup,
+    schedule = warmup_cosine_decay(
+        settings["learning_rate"][setup], steps, warmup
     )
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule,
