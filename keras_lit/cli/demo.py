@@ -34,6 +34,12 @@ def add_arguments(parser):
     )
 
 
+def output_dir(args):
+    """`--output-dir`, else `lit_runs/demo` (`lit_runs/demo-real`)."""
+    default = "lit_runs/demo-real" if args.real else "lit_runs/demo"
+    return args.output_dir or default
+
+
 def run(args):
     if args.labels is not None and not args.real:
         raise CLIError("--labels goes with --real (the real-photo demo)")
@@ -42,13 +48,9 @@ def run(args):
     if args.real:
         from keras_lit.demo.real import run_real_demo
 
-        labels = (
-            [label.strip() for label in args.labels.split(",")]
-            if (args.labels)
-            else []
-        )
+        labels = [x.strip() for x in (args.labels or "").split(",")]
         run_real_demo(
-            args.output_dir or "lit_runs/demo-real",
+            output_dir(args),
             smoke=args.smoke,
             seed=args.seed,
             photo_labels=[label for label in labels if label] or None,
@@ -56,8 +58,6 @@ def run(args):
     else:
         from keras_lit.demo import run_demo
 
-        run_demo(
-            args.output_dir or "lit_runs/demo", smoke=args.smoke, seed=args.seed
-        )
+        run_demo(output_dir(args), smoke=args.smoke, seed=args.seed)
     log(f"Demo finished in {time.time() - start:.0f} s")
     return 0

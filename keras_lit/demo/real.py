@@ -95,8 +95,9 @@ def real_demo_settings(seed=0, smoke=False):
         "temperature_init": 10.0,
         "probe_l2": 1.0,
         "setups": list(SETUPS),
-        # Written as `<setup>.keras` for `keras-lit export` and the app.
-        "save_models": ["Lu", "LU"],
+        # Written as `<setup>.keras` for `keras-lit export` and the app
+        # (LU.keras would be 279 MB: MiniLM plus its AdamW state).
+        "save_models": ["Lu"],
         "photo_labels": list(DEFAULT_PHOTO_LABELS),
     }
     if smoke:
