@@ -605,17 +605,30 @@ class LiTModel(keras.Model):
                 `kaggle://`/`hf://` handle once uploaded; or the name of a
                 recommended pair (`keras_lit.presets.list_presets()`), which
                 builds an untrained LiT model from both pretrained towers
-                (the text tower projects to the image embedding width).
+                (the text tower projects to the image embedding width); or
+                one of Google's released LiT models
+                (`keras_lit.checkpoints.list_published_models()`, e.g.
+                `"lit_b16b_2"`: downloaded once, then cached), a LiT `.npz`
+                path or a directory holding one with its vocabulary.
             load_weights: bool. `False` keeps random weights. Defaults to
                 `True`.
-            **kwargs: `LiTModel` arguments (`temperature_init`, ...); only
-                for a recommended pair.
+            **kwargs: `LiTModel` arguments (`temperature_init`, ...) for a
+                recommended pair; `vocabulary` and `text_num_heads` for a
+                LiT `.npz` (see `keras_lit.checkpoints.load_lit_checkpoint`).
 
         Example:
         >>> model.save_to_preset("my_lit")  # doctest: +SKIP
         >>> restored = LiTModel.from_preset("my_lit")  # doctest: +SKIP
         >>> fresh = LiTModel.from_preset("dinov2_bert")  # doctest: +SKIP
         """
+        from keras_lit.checkpoints import is_lit_checkpoint
+
+        if is_lit_checkpoint(preset):
+            from keras_lit.checkpoints import load_lit_checkpoint
+
+            return load_lit_checkpoint(
+                preset, cls=cls, load_weights=load_weights, **kwargs
+            )
         from keras_lit.layers.preset_loading import load_lit_model
 
         return load_lit_model(
