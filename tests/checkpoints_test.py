@@ -9,7 +9,6 @@ of the full-size released models. See `FORMAT.md` there.
 
 import json
 import os
-import pathlib
 import re
 import shutil
 import subprocess
@@ -19,13 +18,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from lit_fixtures import fixture_directory
 
 from keras_lit import checkpoints
 from keras_lit import presets
 from keras_lit.models import LiTModel
 from keras_lit.zero_shot import build_zero_shot_weights
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 ATOL = 1e-5
 # name -> (heads of the BERT text tower, which the file does not store)
 FIXTURES = {
@@ -35,25 +34,6 @@ FIXTURES = {
 }
 # Texts that zero-shot canonicalisation (lower case, no punctuation) keeps.
 PLAIN_TEXTS = 4
-
-
-def fixture_directory():
-    """`<repo>/../shared/lit_checkpoints`; for a git worktree, also next to
-    the main checkout."""
-    candidates = [REPO.parent / "shared" / "lit_checkpoints"]
-    git = REPO / ".git"
-    if git.is_file():  # a worktree: "gitdir: <main>/.git/worktrees/<name>"
-        gitdir = pathlib.Path(git.read_text().split(":", 1)[1].strip())
-        main = gitdir.parent.parent.parent
-        candidates.append(main.parent / "shared" / "lit_checkpoints")
-    for candidate in candidates:
-        if (candidate / "real_key_shapes.json").exists():
-            return candidate
-    pytest.fail(
-        "The LiT checkpoint fixtures are missing: expected "
-        f"{candidates[0]} (copy the project's shared/ folder next to the "
-        "repository)."
-    )
 
 
 @pytest.fixture(scope="module")
