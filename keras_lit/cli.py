@@ -421,10 +421,16 @@ def load_lit_model(path):
     from keras_lit.models import LiTModel
 
     path = _existing_path(path, "--model")
+    if os.path.isdir(path) and os.path.exists(
+        os.path.join(path, "config.json")
+    ):
+        # A LiT preset (`save_to_preset`, `keras-lit import`).
+        return LiTModel.from_preset(path)
     if os.path.isdir(path):
         raise CLIError(
-            f"--model must be a .keras file of a LiTModel; {path} is a "
-            "directory (SavedModels work with `classify` only)."
+            f"--model must be a .keras file of a LiTModel or a LiT preset "
+            f"directory; {path} is neither (SavedModels work with `classify` "
+            "only)."
         )
     model = keras.saving.load_model(path)
     if not isinstance(model, LiTModel):
@@ -529,6 +535,7 @@ def cmd_export(args):
         version=args.version,
         class_names=class_names or None,
         templates=args.template or None,
+        resize=args.resize,
     )
     log(f"Exported SavedModel version to {path}")
     return 0
@@ -703,6 +710,13 @@ def build_parser():
     export.add_argument("--class-names", help="comma-separated labels")
     export.add_argument("--class-names-file", help="one label per line")
     export.add_argument("--template", action="append")
+    export.add_argument(
+        "--resize",
+        choices=["crop", "stretch"],
+        default="crop",
+        help="crop: keep the aspect ratio (as training data); stretch: as "
+        "Google's LiT models were fed",
+    )
     export.set_defaults(function=cmd_export)
 
     classify = commands.add_parser(
@@ -725,6 +739,12 @@ def build_parser():
     )
     app_parser(app)
     app.set_defaults(function=cmd_app)
+
+    from keras_lit import cli_import
+
+    import_command = commands.add_parser(cli_import.NAME, help=cli_import.HELP)
+    cli_import.add_arguments(import_command)
+    import_command.set_defaults(function=cli_import.run)
 
     demo = commands.add_parser("demo", help="the offline embedded demo")
     demo.add_argument("--output-dir", default="lit_runs/demo")

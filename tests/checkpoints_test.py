@@ -348,15 +348,17 @@ def test_published_name_loads_from_the_cache_and_directories_work(
         )
 
 
-def test_imported_preset_round_trips(models, inputs, fixtures, tmp_path):
-    # What `keras-lit import` writes: a LiT preset, loaded as saved.
-    preset_dir = checkpoints.import_checkpoint(
-        str(fixtures / "lit_tiny_b16b_like.npz"),
-        str(tmp_path / "preset"),
-        cls=LiTModel,
-        text_num_heads=4,
-    )
-    restored = LiTModel.from_preset(preset_dir)
+def test_cli_import_writes_a_preset_that_loads_as_imported(
+    inputs, fixtures, tmp_path, capsys
+):
+    from keras_lit.cli import main
+
+    out = tmp_path / "preset"
+    checkpoint = str(fixtures / "lit_tiny_b16b_like.npz")
+    vocabulary = str(fixtures / "lit_tiny_b16b_like.txt")
+    arguments = ["import", "--checkpoint", checkpoint, "--vocab", vocabulary]
+    assert main(arguments + ["--out", str(out), "--text-num-heads", "4"]) == 0
+    restored = LiTModel.from_preset(str(out))
     images, texts = inputs
     reference = expected(fixtures, "lit_tiny_b16b_like")
     np.testing.assert_allclose(
@@ -365,6 +367,12 @@ def test_imported_preset_round_trips(models, inputs, fixtures, tmp_path):
     np.testing.assert_allclose(
         restored.encode_images(images), reference["zimg"], rtol=0, atol=ATOL
     )
+    # A user error: one line, exit status 2. (Width 32 is no multiple of 64:
+    # the BERT head count must be given.)
+    capsys.readouterr()
+    assert main(arguments + ["--out", str(tmp_path / "other")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "text_num_heads" in error
 
 
 # --- The exported SavedModel, in a fresh process ----------------------------
@@ -401,6 +409,7 @@ print(json.dumps(results))
 def test_exported_saved_model_gives_the_reference_in_a_fresh_process(
     models, inputs, fixtures, tmp_path
 ):
+    from keras_lit.cli import main
     from keras_lit.export import export_for_serving
 
     images, texts = inputs
@@ -411,15 +420,26 @@ def test_exported_saved_model_gives_the_reference_in_a_fresh_process(
         files.append(str(path))
     (tmp_path / "images.json").write_text(json.dumps(files))
     (tmp_path / "texts.json").write_text(json.dumps(texts))
-    # The BERT (WordPiece) and the SentencePiece families.
-    jobs = []
-    for name in ("lit_tiny_b16b_like", "lit_tiny_l16s_like"):
-        path = export_for_serving(
-            models[name],
-            str(tmp_path / name),
+    # The BERT (WordPiece) family through the API, the SentencePiece one
+    # through `keras-lit import` and `keras-lit export`.
+    name = "lit_tiny_l16s_like"
+    preset = str(tmp_path / "preset")
+    arguments = ["--checkpoint", str(fixtures / f"{name}.npz"), "--out", preset]
+    assert main(["import"] + arguments) == 0
+    export_arguments = ["--model", preset, "--output", str(tmp_path / name)]
+    export_arguments += ["--template", "{}", "--resize", "stretch"]
+    assert main(["export"] + export_arguments) == 0
+    paths = {
+        "lit_tiny_b16b_like": export_for_serving(
+            models["lit_tiny_b16b_like"],
+            str(tmp_path / "lit_tiny_b16b_like"),
             templates=["{}"],
             resize="stretch",  # as Google's LiT preprocessing
-        )
+        ),
+        name: str(tmp_path / name / "1"),
+    }
+    jobs = []
+    for name, path in paths.items():
         jobs.append(
             [
                 name,

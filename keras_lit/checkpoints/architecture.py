@@ -118,7 +118,7 @@ def _bert_architecture(shapes, num_heads):
             raise ValueError(
                 f"Cannot tell the number of heads of this BERT text tower "
                 f"(width {hidden} is not a multiple of {BERT_HEAD_DIM}); "
-                "pass text_num_heads"
+                "pass text_num_heads (keras-lit import: --text-num-heads)"
             )
         num_heads = hidden // BERT_HEAD_DIM
     if int(num_heads) < 1 or hidden % int(num_heads):
