@@ -621,14 +621,6 @@ class LiTModel(keras.Model):
         >>> restored = LiTModel.from_preset("my_lit")  # doctest: +SKIP
         >>> fresh = LiTModel.from_preset("dinov2_bert")  # doctest: +SKIP
         """
-        from keras_lit.checkpoints import is_lit_checkpoint
-
-        if is_lit_checkpoint(preset):
-            from keras_lit.checkpoints import load_lit_checkpoint
-
-            return load_lit_checkpoint(
-                preset, cls=cls, load_weights=load_weights, **kwargs
-            )
         from keras_lit.layers.preset_loading import load_lit_model
 
         return load_lit_model(
