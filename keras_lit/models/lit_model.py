@@ -13,6 +13,7 @@ from keras_lit.layers.contrastive_head import ContrastiveHead
 from keras_lit.layers.locked_image_encoder import LockedImageEncoder
 from keras_lit.layers.text_encoder import TextEncoder
 from keras_lit.losses import contrastive_terms
+from keras_lit.models.jit_choice import resolve_auto_jit_compile
 from keras_lit.preprocessing import LiTPreprocessor
 from keras_lit.preprocessing import validate_examples
 
@@ -135,13 +136,19 @@ class LiTModel(keras.Model):
             self.text_to_image_accuracy,
         ]
 
-    def compile(self, optimizer="auto", loss="auto", **kwargs):
+    def compile(
+        self, optimizer="auto", loss="auto", jit_compile="auto", **kwargs
+    ):
         """Configures training; `"auto"` follows LiT's public recipe.
 
         `optimizer="auto"` is AdamW with learning rate 1e-3, decoupled
         weight decay 1e-4 on kernels (not on biases, norms, embeddings or the
         temperature) and global-norm clipping at 1.0. `loss` must be
         `"auto"`: the symmetric InfoNCE over the global batch.
+        `jit_compile="auto"` compiles the step with XLA on one replica when
+        every layer supports it, also on CPU where Keras' own `"auto"` does
+        not, and says which in one line (`keras_lit.models.jit_choice`);
+        `True`/`False` force it.
         """
         if loss not in ("auto", None):
             raise ValueError(
@@ -153,7 +160,11 @@ class LiTModel(keras.Model):
                 learning_rate=1e-3, weight_decay=1e-4, global_clipnorm=1.0
             )
             optimizer.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
-        super().compile(optimizer=optimizer, **kwargs)
+        if jit_compile == "auto":
+            jit_compile = resolve_auto_jit_compile(
+                self, kwargs.get("run_eagerly")
+            )
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):
         # `.keras` loading: restore the optimizer so its state loads too.
