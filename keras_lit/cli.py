@@ -609,7 +609,12 @@ def cmd_demo(args):
     from keras_lit.demo import run_demo
 
     start = time.time()
-    results = run_demo(args.output_dir, smoke=args.smoke, seed=args.seed)
+    results = run_demo(
+        args.output_dir,
+        smoke=args.smoke,
+        seed=args.seed,
+        retrain_tower=args.retrain_tower,
+    )
     log(f"Demo finished in {time.time() - start:.0f} s")
     del results
     return 0
@@ -730,6 +735,12 @@ def build_parser():
     demo.add_argument("--output-dir", default="lit_runs/demo")
     demo.add_argument("--smoke", action="store_true")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--retrain-tower",
+        action="store_true",
+        help="pretrain the stand-in image tower (stage 1) here instead of "
+        "using the one shipped with keras_lit or cached",
+    )
     demo.set_defaults(function=cmd_demo)
     return parser
 
