@@ -30,6 +30,7 @@ import numpy as np
 
 from keras_lit.demo import shapes
 from keras_lit.demo.progress import ProgressBar
+from keras_lit.schedules import warmup_cosine_decay
 
 # Bump when the data generator or the training code changes the weights
 # (then rebuild the shipped tower: `python -m keras_lit.demo.pretrain`).
@@ -135,11 +136,8 @@ def pretrain_backbone(
     steps_per_epoch = settings["num_images"] // settings["batch_size"]
     total_steps = steps_per_epoch * settings["epochs"]
     warmup = max(1, int(settings["warmup_fraction"] * total_steps))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0,
-        decay_steps=max(total_steps - warmup, 1),
-        warmup_target=settings["learning_rate"],
-        warmup_steps=warmup,
+    schedule = warmup_cosine_decay(
+        settings["learning_rate"], total_steps, warmup
     )
     classifier.compile(
         optimizer=keras.optimizers.Adam(schedule),
@@ -249,23 +247,20 @@ def _log(verbose, message):
         print(message, flush=True)
 
 
-def write_shipped_tower(seed=0, directory=SHIPPED_DIR):
+def write_shipped_tower(seed=0, directory=SHIPPED_DIR, num_eval_images=1_200):
     """Trains the demo's stage-1 tower and writes it as the shipped one.
 
     `python -m keras_lit.demo.pretrain` (`make demo-tower`) runs it; commit
-    the two files it writes.
+    the two files it writes. Its accuracy is scored on the demo's held-out
+    split (`num_eval_images`, as `demo_settings` has it).
     """
-    import tempfile
-
-    from keras_lit.demo import pipeline
-
-    settings = pipeline.demo_settings(seed)
+    settings = pretrain_settings(seed)
     eval_images, eval_labels = shapes.generate_images(
-        seed, "eval", settings["num_eval_images"]
+        seed, "eval", num_eval_images
     )
     with tempfile.TemporaryDirectory() as cache_dir:
         backbone, info = pretrain_backbone(
-            settings["pretrain"],
+            settings,
             cache_dir,
             eval_images=eval_images,
             eval_labels=eval_labels,

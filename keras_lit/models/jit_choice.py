@@ -16,6 +16,8 @@ it on for one replica when every layer supports it. It stays off:
 
 import sys
 
+from keras_lit.compat import all_layers
+
 
 def choose_jit_compile(
     replicas,
@@ -63,12 +65,15 @@ def choose_jit_compile(
     return True, "one replica, every layer supports XLA"
 
 
-def resolve_auto_jit_compile(model, run_eagerly=False):
-    """`choose_jit_compile` for a built `LiTModel`; prints one line.
+def auto_jit_compile(model, jit_compile="auto", run_eagerly=False, **_):
+    """`jit_compile` for `LiTModel.compile`: `"auto"` resolved here.
 
-    The tokenizer and packer run in `tf.data`, never in the compiled step,
-    so their `supports_jit` does not count.
+    `choose_jit_compile` for the model's strategy and layers; prints one
+    line saying which. The layers that run in `tf.data`
+    (`model.preprocessing_layers()`: tokenizer, packer) do not count.
     """
+    if jit_compile != "auto":
+        return jit_compile
     import tensorflow as tf
     from tensorflow.python.framework.config import is_op_determinism_enabled
 
@@ -81,15 +86,14 @@ def resolve_auto_jit_compile(model, run_eagerly=False):
             tf.DeviceSpec.from_string(device).device_type or "CPU"
             for device in strategy.extended.worker_devices
         ]
-    text_encoder = model.text_encoder
     preprocessing = {
         id(layer)
-        for owner in (text_encoder.tokenizer, text_encoder.packer)
-        for layer in owner._flatten_layers()
+        for owner in model.preprocessing_layers()
+        for layer in all_layers(owner)
     }
     unsupported = [
         layer.name
-        for layer in model._flatten_layers()
+        for layer in all_layers(model)
         if not layer.supports_jit and id(layer) not in preprocessing
     ]
     jit_compile, reason = choose_jit_compile(
@@ -110,13 +114,10 @@ def resolve_auto_jit_compile(model, run_eagerly=False):
 
 
 def _trains_convolutions(image_encoder):
-    import keras
-
     if image_encoder.locked:
         return False
     return any(
-        isinstance(layer, keras.layers.Conv2D)  # incl. depthwise/separable
-        or "Conv" in type(layer).__name__
-        for layer in image_encoder._flatten_layers()
+        "Conv" in type(layer).__name__  # Conv2D, DepthwiseConv2D, ...
+        for layer in all_layers(image_encoder)
         if layer.trainable and layer.weights
     )
