@@ -27,6 +27,9 @@ RANKS = {
     "presets": 0,
     "losses": 0,
     "image_ops": 0,
+    "image_header": 0,
+    "schedules": 0,
+    "command_line": 0,
     "layers": 0,
     "preprocessing": 0,
     # 1: the model.
