@@ -12,6 +12,7 @@ with quiet_stderr():
     import tensorflow as _tf  # noqa: F401
 
 from keras_lit import callbacks
+from keras_lit import checkpoints
 from keras_lit import data
 from keras_lit import distribute
 from keras_lit import export

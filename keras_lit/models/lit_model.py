@@ -283,11 +283,13 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
 
         Args:
             preset: a directory written by `save_to_preset` (or its
-                `kaggle://`/`hf://` handle), or a recommended pair
-                (`keras_lit.presets.list_presets()`): an untrained LiT model
-                from both pretrained towers.
+                `kaggle://`/`hf://` handle), a recommended pair
+                (`keras_lit.presets.list_presets()`, untrained), or a Google
+                LiT checkpoint: a released name (`"lit_b16b_2"`, see
+                `keras_lit.checkpoints`), a `.npz` path or its directory.
             load_weights: bool. `False` keeps random weights.
-            **kwargs: `LiTModel` arguments; only for a recommended pair.
+            **kwargs: `LiTModel` arguments for a recommended pair;
+                `vocabulary`, `text_num_heads` for a LiT checkpoint.
 
         Example:
         >>> restored = LiTModel.from_preset("my_lit")  # doctest: +SKIP
