@@ -5,6 +5,10 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_lit._quiet import quiet_stderr
+from keras_lit.onednn import onednn_environment
+
+# Before TensorFlow starts: it reads TF_ENABLE_ONEDNN_OPTS once, on import.
+os.environ.update(onednn_environment())
 
 with quiet_stderr():
     # Only the import: the runtime must stay uninitialised so that users

@@ -23,6 +23,12 @@ def add_arguments(parser):
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--retrain-tower",
+        action="store_true",
+        help="pretrain the stand-in image tower (stage 1) here instead of "
+        "using the one shipped with keras_lit or cached",
+    )
+    parser.add_argument(
         "--real",
         action="store_true",
         help="LiT on ImageNet EfficientNet-Lite0, Fashion-MNIST and photos",
@@ -58,6 +64,11 @@ def run(args):
     else:
         from keras_lit.demo import run_demo
 
-        run_demo(output_dir(args), smoke=args.smoke, seed=args.seed)
+        run_demo(
+            output_dir(args),
+            smoke=args.smoke,
+            seed=args.seed,
+            retrain_tower=args.retrain_tower,
+        )
     log(f"Demo finished in {time.time() - start:.0f} s")
     return 0
