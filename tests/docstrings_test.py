@@ -7,6 +7,7 @@ import pytest
 
 MODULES = [
     "keras_lit.losses",
+    "keras_lit.blockwise",
     "keras_lit.layers.contrastive_head",
     "keras_lit.layers.locked_image_encoder",
     "keras_lit.layers.text_encoder",
