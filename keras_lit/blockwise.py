@@ -57,7 +57,7 @@ def _column_blocks(columns, block_size):
     blocks = -(-size // block_size)
     padding = blocks * block_size - size
     padded = tf.pad(columns, [[0, padding], [0, 0]])
-    padded = tf.reshape(padded, [-1, block_size, columns.shape[-1]])
+    padded = tf.reshape(padded, [-1, block_size, _width(columns)])
     valid = tf.reshape(tf.range(blocks * block_size) < size, [-1, block_size])
     return padded, valid, block_size
 
@@ -355,7 +355,7 @@ def _zeros_if_none(gradient, shape):
 def _unpad(d_blocks, columns):
     """TensorArray of `[block, D]` gradients -> `[G, D]`."""
     stacked = d_blocks.stack()
-    flat = tf.reshape(stacked, [-1, columns.shape[-1]])
+    flat = tf.reshape(stacked, [-1, _width(columns)])
     return flat[: tf.shape(columns)[0]]
 
 
@@ -488,3 +488,9 @@ def blockwise_sigmoid_loss_terms(
     if swapped:
         return loss, column_hits, row_hits
     return loss, row_hits, column_hits
+
+
+def _width(tensor):
+    """The static last dimension, else the dynamic one."""
+    width = tensor.shape[-1]
+    return tf.shape(tensor)[-1] if width is None else width

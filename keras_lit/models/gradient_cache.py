@@ -1,0 +1,202 @@
+"""Gradient caching: a global batch larger than the text tower's memory.
+
+The text tower keeps activations for every row it back-propagates through,
+so its memory grows with the batch. Gradient caching (Gao et al. 2021,
+"Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup")
+splits the batch into sub-batches of `sub_batch_size` rows:
+
+1. embed every sub-batch without a tape (no stored activations);
+2. compute the loss over the whole batch from those embeddings, and its
+   gradient with respect to the embeddings (and to the loss's own
+   parameters: temperature, bias, the image projection);
+3. run each sub-batch again under a tape and back-propagate the cached
+   embedding gradient through it, summing the tower's gradients.
+
+By the chain rule the sum equals the gradient of one step on the whole
+batch (exactly, up to float32 summation order, when the tower is
+deterministic: dropout off). Peak memory is one sub-batch's activations
+plus the `[B, D]` embeddings. Sub-batches run one at a time in a
+`tf.while_loop`; with a static batch size every shape stays static.
+"""
+
+import tensorflow as tf
+
+
+def check_sub_batch_size(sub_batch_size):
+    """Raises a clear error unless `sub_batch_size` is a positive int."""
+    if (
+        isinstance(sub_batch_size, bool)
+        or not isinstance(sub_batch_size, int)
+        or sub_batch_size < 1
+    ):
+        raise ValueError(
+            "`text_sub_batch` must be a positive integer (rows per text "
+            f"tower pass). Received: text_sub_batch={sub_batch_size!r}"
+        )
+    return sub_batch_size
+
+
+def cached_gradients(
+    encode, inputs, sub_batch_size, objective_fn, tower_variables, variables
+):
+    """The gradients of one whole-batch step, one sub-batch of tower at once.
+
+    Args:
+        encode: `encode(sub_inputs) -> [s, D]` embeddings: the tower's
+            forward pass (training mode) on a sub-batch.
+        inputs: dict of `[B, ...]` tower inputs.
+        sub_batch_size: int. Rows per tower pass.
+        objective_fn: `objective_fn(embeddings) -> (objective, aux)`: the
+            loss to differentiate, from the `[B, D]` embeddings (it may
+            gather across replicas), and anything else to return.
+        tower_variables: the tower's trainable variables.
+        variables: other variables `objective_fn` uses (temperature ...).
+
+    Returns:
+        `(objective, aux, tower_gradients, gradients)` with dense
+        gradients aligned with `tower_variables` and `variables`.
+    """
+    check_sub_batch_size(sub_batch_size)
+    # 1. Embed without a tape.
+    pieces = _each_sub_batch(
+        inputs,
+        sub_batch_size,
+        lambda sub, start, state: (
+            state + [tf.stop_gradient(tf.cast(encode(sub), "float32"))]
+        ),
+        collect=True,
+    )
+    embeddings = tf.concat(pieces, axis=0)
+    # 2. The whole-batch loss and its gradient w.r.t. the embeddings.
+    with tf.GradientTape() as tape:
+        tape.watch(embeddings)
+        objective, aux = objective_fn(embeddings)
+    embedding_gradient, *gradients = tape.gradient(
+        objective, [embeddings, *variables]
+    )
+    if embedding_gradient is None:
+        embedding_gradient = tf.zeros_like(embeddings)
+
+    # 3. Each sub-batch again, under a tape, fed its cached gradient.
+    def accumulate(sub, start, totals):
+        with tf.GradientTape() as sub_tape:
+            sub_embeddings = encode(sub)
+            rows = tf.shape(sub_embeddings)[0]
+            upstream = embedding_gradient[start : start + rows]
+            surrogate = tf.reduce_sum(
+                tf.cast(sub_embeddings, "float32")
+                * tf.cast(upstream, "float32")
+            )
+        sub_gradients = sub_tape.gradient(surrogate, tower_variables)
+        return [
+            total if g is None else total + _dense(g, total.dtype)
+            for total, g in zip(totals, sub_gradients)
+        ]
+
+    totals = [tf.zeros(v.shape, _dtype(v)) for v in tower_variables]
+    tower_gradients = _each_sub_batch(
+        inputs, sub_batch_size, accumulate, state=totals
+    )
+    gradients = [
+        None if g is None else _dense(g, _dtype(v))
+        for g, v in zip(gradients, variables)
+    ]
+    return objective, aux, tower_gradients, gradients
+
+
+def _dtype(variable):
+    return tf.as_dtype(variable.dtype)
+
+
+def _dense(gradient, dtype):
+    return tf.cast(tf.convert_to_tensor(gradient), dtype)
+
+
+def _each_sub_batch(inputs, size, body, state=None, collect=False):
+    """Runs `state = body(sub_inputs, start_row, state)` over sub-batches.
+
+    One sub-batch at a time (`parallel_iterations=1`). With a static batch
+    size, full sub-batches come from a reshape (static `[size, ...]`) and a
+    shorter last one runs once more outside the loop; otherwise sub-batches
+    are dynamic slices. `collect`: `state` is a list of `[s, D]` pieces
+    (the loop stacks them in a TensorArray).
+    """
+    first = next(iter(inputs.values()))
+    batch = first.shape[0]
+    if batch is None:
+        return _dynamic_sub_batches(inputs, size, body, state, collect)
+    full, remainder = divmod(batch, size)
+    results = [] if collect else state
+    if full:
+        blocks = {
+            key: tf.reshape(
+                value[: full * size], [full, size, *value.shape[1:]]
+            )
+            for key, value in inputs.items()
+        }
+
+        def step(k, carried):
+            sub = {key: value[k] for key, value in blocks.items()}
+            if collect:
+                (piece,) = body(sub, k * size, [])
+                return carried.write(k, piece)
+            return body(sub, k * size, carried)
+
+        if collect:
+            carried = tf.TensorArray(tf.float32, size=full)
+            carried = _while(full, step, carried, collect=True)
+            stacked = carried.stack()
+            results = [tf.reshape(stacked, [full * size, -1])]
+        else:
+            results = list(_while(full, step, results))
+    if remainder:
+        sub = {key: value[full * size :] for key, value in inputs.items()}
+        if collect:
+            results = results + body(sub, full * size, [])
+        else:
+            results = body(sub, full * size, results)
+    return results
+
+
+def _dynamic_sub_batches(inputs, size, body, state, collect):
+    first = next(iter(inputs.values()))
+    batch = tf.shape(first)[0]
+    count = (batch + size - 1) // size
+
+    def sub_batch(k):
+        start = k * size
+        stop = tf.minimum(start + size, batch)
+        return {key: value[start:stop] for key, value in inputs.items()}, start
+
+    if collect:
+
+        def step(k, pieces):
+            sub, start = sub_batch(k)
+            (piece,) = body(sub, start, [])
+            return pieces.write(k, piece)
+
+        pieces = tf.TensorArray(tf.float32, size=count, infer_shape=False)
+        pieces = _while(count, step, pieces, collect=True)
+        return [pieces.concat()]
+
+    def step(k, carried):
+        sub, start = sub_batch(k)
+        return body(sub, start, carried)
+
+    return list(_while(count, step, state))
+
+
+def _while(count, step, state, collect=False):
+    if collect:
+        return tf.while_loop(
+            lambda k, _: k < count,
+            lambda k, s: (k + 1, step(k, s)),
+            (tf.constant(0), state),
+            parallel_iterations=1,
+        )[1]
+    return tf.while_loop(
+        lambda k, *_: k < count,
+        lambda k, *s: (k + 1, *step(k, list(s))),
+        (tf.constant(0), *state),
+        parallel_iterations=1,
+    )[1:]
