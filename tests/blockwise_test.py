@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_lit.blockwise import blockwise_contrastive_terms
-from keras_lit.blockwise import blockwise_sigmoid_loss_terms
 from keras_lit.losses import blockwise_contrastive_loss
 from keras_lit.losses import contrastive_loss
 from keras_lit.losses import sigmoid_loss
+from keras_lit.losses.blockwise import blockwise_contrastive_terms
+from keras_lit.losses.blockwise import blockwise_sigmoid_loss_terms
 
 
 def normalize(x):
