@@ -6,6 +6,8 @@ import importlib
 import pytest
 
 MODULES = [
+    "keras_lit.image_header",
+    "keras_lit.losses",
     "keras_lit.losses.contrastive_loss",
     "keras_lit.losses.sigmoid_loss",
     "keras_lit.losses.blockwise",
