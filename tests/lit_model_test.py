@@ -317,7 +317,7 @@ def test_mismatched_widths_and_compile_loss(vocabulary):
 
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_top1_equals_numpy_argmax_with_ties(axis):
-    from keras_lit.models.lit_model import _top1
+    from keras_lit.models.lit_metrics import top1 as _top1
 
     rng = np.random.default_rng(axis + 5)
     # Few distinct values: many ties, which argmax breaks to the first.
