@@ -12,11 +12,13 @@ from keras_lit.distribute import is_multi_worker
 from keras_lit.layers.contrastive_head import ContrastiveHead
 from keras_lit.layers.locked_image_encoder import LockedImageEncoder
 from keras_lit.layers.text_encoder import TextEncoder
-from keras_lit.losses import ContrastiveLoss
+from keras_lit.losses import make_loss
 from keras_lit.models import lit_presets
 from keras_lit.models.global_batch import check_global_batch
 from keras_lit.models.global_batch import explain_worker_failures
 from keras_lit.models.global_batch import global_batch_loss
+from keras_lit.models.gradient_cache import cached_step_gradients
+from keras_lit.models.gradient_cache import check_sub_batch_size
 from keras_lit.models.lit_data import as_dataset
 from keras_lit.models.lit_data import fit_arguments
 from keras_lit.models.lit_data import unpack_batch
@@ -51,6 +53,21 @@ class LiTModel(TrainerWorkarounds, keras.Model):
             embedding width.
         temperature_init: float. Initial logit scale. Defaults to `10.0`.
         max_temperature: float. Clamp on the logit scale. Defaults to `100.0`.
+        loss: `"softmax"` (symmetric InfoNCE, `ContrastiveLoss`) or
+            `"sigmoid"` (SigLIP's pairwise loss, `SigmoidLoss`, with a
+            learnable bias). Defaults to `"softmax"`.
+        bias_init: float. Initial logit bias of the sigmoid loss. Defaults
+            to `-10.0` (SigLIP); unused by the softmax loss.
+        loss_block_size: optional int. Compute the loss over column blocks
+            of this many rows of the global batch: the same values and
+            gradients with at most `[b, loss_block_size]` logits alive per
+            replica. Defaults to `None` (`[b, G]` logits), or to
+            `text_sub_batch` when that is set.
+        text_sub_batch: optional int. Gradient caching: run the text tower
+            over sub-batches of this many rows (see
+            `keras_lit.models.gradient_cache`), so its activations are
+            those of one sub-batch. Same update as one whole-batch step
+            (dropout off). Needs a locked image tower. Defaults to `None`.
 
     Example:
     >>> import keras_cv, numpy as np
@@ -80,9 +97,17 @@ class LiTModel(TrainerWorkarounds, keras.Model):
         text_encoder,
         temperature_init=10.0,
         max_temperature=100.0,
+        loss="softmax",
+        bias_init=-10.0,
+        loss_block_size=None,
+        text_sub_batch=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if text_sub_batch is not None:
+            check_sub_batch_size(text_sub_batch)
+            loss_block_size = loss_block_size or text_sub_batch
+        pair_loss = make_loss(loss, loss_block_size)
         if not isinstance(image_encoder, LockedImageEncoder):
             raise ValueError(
                 "`image_encoder` must be a keras_lit.layers.LockedImageEncoder."
@@ -107,12 +132,13 @@ class LiTModel(TrainerWorkarounds, keras.Model):
         self.head = ContrastiveHead(
             temperature_init=temperature_init,
             max_temperature=max_temperature,
+            bias_init=bias_init if loss == "sigmoid" else None,
             name="contrastive_head",
         )
         self.image_encoder.build()
         self.text_encoder.build()
 
-        self.pair_loss = ContrastiveLoss()
+        self.pair_loss = pair_loss
 
         # === Metrics ===
         (
@@ -125,6 +151,10 @@ class LiTModel(TrainerWorkarounds, keras.Model):
         # === Config ===
         self.temperature_init = float(temperature_init)
         self.max_temperature = float(max_temperature)
+        self.loss_name = loss
+        self.bias_init = float(bias_init)
+        self.loss_block_size = loss_block_size
+        self.text_sub_batch = text_sub_batch
         self.embedding_dim = image_encoder.output_dim
         self.preprocessor = LiTPreprocessor(image_encoder, text_encoder)
         self.built = True
@@ -154,7 +184,7 @@ class LiTModel(TrainerWorkarounds, keras.Model):
         global batch; any loss object with its `batch_loss` method works.
         """
         if loss in ("auto", None):
-            loss = ContrastiveLoss()
+            loss = make_loss(self.loss_name, self.loss_block_size)
         if not callable(getattr(loss, "batch_loss", None)):
             raise ValueError(
                 "LiTModel computes its loss over the global batch; `loss` "
@@ -234,10 +264,24 @@ class LiTModel(TrainerWorkarounds, keras.Model):
 
     def train_step(self, data):
         x = unpack_batch(data)
+        objective, replicas, stats, gradients = self._gradients(x)
+        update_trackers(self.metrics, stats, self.head.temperature)
+        gradients = clip_global_gradients(self.optimizer, gradients, replicas)
+        # Keras runs the step once more to find the end of a dataset of
+        # unknown length (TFRecords); that run updates state that needs no
+        # data (step counter, weight decay). Make it wait for this data.
+        with tf.control_dependencies([objective]):
+            self.optimizer.apply(gradients, self.trainable_variables)
+        return self._logs()
+
+    def _gradients(self, x):
+        """`(objective, replicas, stats, gradients)` of one training step."""
         locked_features = None
         if self.image_encoder.locked:
             # Outside the tape: no backward pass, no stored activations.
             locked_features = tf.stop_gradient(self._image_features(x))
+        if self.text_sub_batch:
+            return cached_step_gradients(self, x, locked_features)
         with tf.GradientTape() as tape:
             image_embeddings, text_embeddings = self._embed(
                 x, locked_features, training=True
@@ -251,16 +295,8 @@ class LiTModel(TrainerWorkarounds, keras.Model):
                 objective = objective + ops.sum(self.losses) / replicas
             if hasattr(self.optimizer, "scale_loss"):
                 objective = self.optimizer.scale_loss(objective)
-        update_trackers(self.metrics, stats, self.head.temperature)
-        variables = self.trainable_variables
-        gradients = tape.gradient(objective, variables)
-        gradients = clip_global_gradients(self.optimizer, gradients, replicas)
-        # Keras runs the step once more to find the end of a dataset of
-        # unknown length (TFRecords); that run updates state that needs no
-        # data (step counter, weight decay). Make it wait for this data.
-        with tf.control_dependencies([objective]):
-            self.optimizer.apply(gradients, variables)
-        return self._logs()
+        gradients = tape.gradient(objective, self.trainable_variables)
+        return objective, replicas, stats, gradients
 
     def test_step(self, data):
         x = unpack_batch(data)
@@ -344,6 +380,10 @@ class LiTModel(TrainerWorkarounds, keras.Model):
                 "text_encoder": keras.layers.serialize(self.text_encoder),
                 "temperature_init": self.temperature_init,
                 "max_temperature": self.max_temperature,
+                "loss": self.loss_name,
+                "bias_init": self.bias_init,
+                "loss_block_size": self.loss_block_size,
+                "text_sub_batch": self.text_sub_batch,
             }
         )
         return config
