@@ -40,9 +40,7 @@ def train(vocabulary, weights, data, steps_batch=8, **kwargs):
     model = make_lit_model(vocabulary, **kwargs)
     model.set_weights(weights)
     model.compile(optimizer=keras.optimizers.SGD(0.1))
-    history = model.fit(
-        data, batch_size=steps_batch, shuffle=False, verbose=0, epochs=2
-    )
+    history = model.fit(data, batch_size=steps_batch, shuffle=False, verbose=0)
     return model, history.history
 
 
@@ -55,7 +53,7 @@ def test_gradient_cached_steps_equal_plain_steps(loss, vocabulary):
     """
     keras.utils.set_random_seed(4)
     weights = make_lit_model(vocabulary, loss=loss).get_weights()
-    data = pairs(16)
+    data = pairs(24)
     plain, expected = train(vocabulary, weights, data, loss=loss)
     cached, history = train(
         vocabulary, weights, data, loss=loss, text_sub_batch=3
@@ -191,3 +189,33 @@ def test_bad_loss_options(vocabulary):
     data = {"images": random_images(8, seed=1), "texts": CAPTIONS}
     with pytest.raises(ValueError, match="locked image tower"):
         unlocked.fit(data, batch_size=8, verbose=0)
+
+
+@pytest.mark.large
+def test_sigmoid_export_serves_sigmoid_probabilities(vocabulary, tmp_path):
+    """The `zero_shot` signature of a sigmoid model: SigLIP probabilities."""
+    from serving_fixtures import decode_like_serving
+    from serving_fixtures import encode
+
+    from keras_lit.export import export_for_serving
+    from keras_lit.export import load
+    from keras_lit.zero_shot.weights import build_zero_shot_weights
+
+    model = make_lit_model(vocabulary, loss="sigmoid", bias_init=-2.0)
+    templates = ["a photo of a {}."]
+    path = export_for_serving(model, str(tmp_path), templates=templates)
+    signatures = load(path)
+    assert signatures.metadata["loss"] == "sigmoid"
+    images = [encode(image, "PNG") for image in random_images(2, seed=6)]
+    classes = ["red circle", "blue square", "green star"]
+    outputs = signatures["zero_shot"](
+        image_bytes=tf.constant(images), class_names=tf.constant(classes)
+    )
+    embeddings = model.encode_images(
+        np.stack([decode_like_serving(b) for b in images])
+    )
+    weights = build_zero_shot_weights(model, classes, templates, verbose=0)
+    logits = float(model.temperature) * embeddings @ weights.T - 2.0
+    np.testing.assert_allclose(
+        outputs["probabilities"].numpy(), 1 / (1 + np.exp(-logits)), atol=1e-5
+    )
