@@ -84,7 +84,9 @@ def parse_args(argv=None):
     parser.add_argument("--block", type=int, default=1024)
     parser.add_argument("--sub-batch", type=int, default=512)
     parser.add_argument("--budget-gb", type=float, default=24.0)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument(
+        "--steps", type=int, default=3, help="timed steps (0: memory only)"
+    )
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -301,6 +303,8 @@ def child_train(config):
         times.append(time.perf_counter() - start)
         start = time.perf_counter()
     del logs, step
+    if len(times) < 2:  # --steps 0: one (traced) step, memory only
+        return {}
     return {"step_ms": round(1000 * float(np.median(times[1:])), 1)}
 
 
