@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install test lint demo bench notebooks clean chromium
+.PHONY: install test test-fast lint demo bench notebooks clean chromium
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ chromium:
 
 test: $(STAMP) chromium
 	$(PY) -m pytest tests
+
+# Everything but the slow, browser, multi-process and notebook tests.
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not large and not browser and not multiprocess and not notebook"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

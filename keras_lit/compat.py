@@ -111,11 +111,14 @@ class TrainerWorkarounds:
       whose layers are built in `__init__` only needs its optimizer, which
       needs no data. Canary:
       `multi_worker_test.py::test_keras_still_needs_the_multi_worker_workaround`.
-    - Without a strategy Keras defers building the optimizer to the trace of
-      the first step; inside an XLA-compiled step (`jit_compile=True`) its
-      slots then fail with "We failed to lift variable creations out of
-      this tf.function" (no upstream issue found). The optimizer is built
-      here, before the trace. Canary:
+    - Without a strategy Keras defers building the optimizer to its first
+      `apply`, inside the trace of the first step. In an XLA-compiled step
+      (`jit_compile=True`) TensorFlow must lift those slot variables out of
+      the function, which fails ("We failed to lift variable creations out
+      of this tf.function") when `apply` runs under
+      `tf.control_dependencies`, as `LiTModel.train_step`'s does (no
+      upstream issue found). The optimizer is built here, before the trace.
+      Canary:
       `compat_test.py::test_keras_still_builds_the_optimizer_inside_xla`.
 
     The model may define `preprocessing_layers()` (layers that own no state

@@ -101,14 +101,22 @@ def not_in_offline_cache(preset, path):
     )
 
 
-def load_config(preset):
+def required_file(preset, path, why):
+    """The local path of `path` in `preset`; `why` ends the error message."""
     try:
-        path = get_file(preset, CONFIG_FILE)
+        return get_file(preset, path)
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"Preset {preset!r} has no `{CONFIG_FILE}`: it is not a KerasHub "
-            "preset or a Hugging Face model."
+            f"Preset {preset!r} has no `{path}`{why}"
         ) from None
+
+
+def load_config(preset):
+    path = required_file(
+        preset,
+        CONFIG_FILE,
+        ": it is not a KerasHub preset or a Hugging Face model.",
+    )
     with open(path, encoding="utf-8") as file:
         try:
             return json.load(file)

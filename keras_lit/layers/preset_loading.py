@@ -33,6 +33,7 @@ from keras_lit.layers.preset_files import get_file
 from keras_lit.layers.preset_files import load_config
 from keras_lit.layers.preset_files import load_saved_preset
 from keras_lit.layers.preset_files import not_in_offline_cache
+from keras_lit.layers.preset_files import required_file
 from keras_lit.layers.preset_files import uncached_offline
 
 SENTENCE_POOLING_FILE = "1_Pooling/config.json"
@@ -57,34 +58,21 @@ KERAS_CV_IMAGE_SIZE = (224, 224)
 # --- Towers -----------------------------------------------------------------
 
 
-def load_image_encoder(
-    cls,
-    preset,
-    pooling=None,
-    image_size=None,
-    value_range=None,
-    mean=None,
-    std=None,
-    load_weights=True,
-    **kwargs,
-):
-    """See `LockedImageEncoder.from_preset`; `cls` is the class to build."""
-    _check_pooling(pooling, cls.POOLINGS)
+def load_image_encoder(cls, preset, load_weights=True, **kwargs):
+    """See `LockedImageEncoder.from_preset`; `cls` is the class to build.
+
+    `kwargs` holds the `from_preset` options (`None` = from the preset) and
+    any other `cls` arguments.
+    """
     explicit = {
-        "pooling": pooling,
-        "image_size": image_size,
-        "value_range": value_range,
-        "mean": mean,
-        "std": std,
+        key: kwargs.pop(key, None)
+        for key in ("pooling", "image_size", "value_range", "mean", "std")
     }
-    registry = {}
-    if presets.is_lit_preset_name(preset):
-        registry = presets.get_preset(preset)["image"]
-        preset = registry.pop("preset")
-    preset = check_preset(preset)
+    pooling = explicit["pooling"]
+    _check_pooling(pooling, cls.POOLINGS)
+    registry, preset = _registry_entry(preset, "image")
     with presets.network_guard(preset):
-        config = load_config(preset)
-        kind = config_kind(preset, config)
+        config, kind = _read_config(preset)
         if kind == "lit":
             return _lit_tower(
                 preset, "image_encoder", explicit, kwargs, load_weights
@@ -135,14 +123,9 @@ def load_text_encoder(
 ):
     """See `TextEncoder.from_preset`; `cls` is the class to build."""
     _check_pooling(pooling, cls.POOLINGS)
-    registry = {}
-    if presets.is_lit_preset_name(preset):
-        registry = presets.get_preset(preset)["text"]
-        preset = registry.pop("preset")
-    preset = check_preset(preset)
+    registry, preset = _registry_entry(preset, "text")
     with presets.network_guard(preset):
-        config = load_config(preset)
-        kind = config_kind(preset, config)
+        config, kind = _read_config(preset)
         if kind == "lit":
             explicit = {
                 "projection_dim": projection_dim,
@@ -255,6 +238,20 @@ def converter_preprocessing(converter):
 # --- Helpers ----------------------------------------------------------------
 
 
+def _registry_entry(preset, half):
+    """`(registry entry, preset)`: a recommended pair's `half`, if named."""
+    registry = {}
+    if presets.is_lit_preset_name(preset):
+        registry = presets.get_preset(preset)[half]
+        preset = registry.pop("preset")
+    return registry, check_preset(preset)
+
+
+def _read_config(preset):
+    config = load_config(preset)
+    return config, config_kind(preset, config)
+
+
 def _check_pooling(pooling, choices):
     # Before any download: a typo should not cost a large transfer.
     if pooling is not None and pooling not in choices:
@@ -304,13 +301,12 @@ def _load_tokenizer(preset, config):
             ) from None
     # A Hugging Face BERT directory without `tokenizer_config.json` (or
     # without `do_lower_case`): read `vocab.txt` and infer the casing.
-    try:
-        vocabulary_path = get_file(preset, "vocab.txt")
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"Preset {preset!r} has no `vocab.txt`; a BERT-family Hugging "
-            "Face directory needs it for its WordPiece tokenizer."
-        ) from None
+    vocabulary_path = required_file(
+        preset,
+        "vocab.txt",
+        "; a BERT-family Hugging Face directory needs it for its WordPiece "
+        "tokenizer.",
+    )
     with open(vocabulary_path, encoding="utf-8") as file:
         vocabulary = [line.rstrip("\n") for line in file]
     lowercase = not any(

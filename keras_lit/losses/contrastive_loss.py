@@ -117,20 +117,14 @@ def contrastive_terms(
     return LossTerms(loss, image_to_text, text_to_image, labels)
 
 
-def contrastive_loss(
-    image_embeddings,
-    text_embeddings,
-    temperature,
-    all_image_embeddings=None,
-    all_text_embeddings=None,
-    label_offset=0,
-):
+def contrastive_loss(image_embeddings, text_embeddings, temperature, **batch):
     """Symmetric InfoNCE (CLIP/LiT softmax loss) of paired embeddings.
 
     `loss = mean_i (CE(t * x_i . Y^T, i) + CE(t * y_i . X^T, i)) / 2`, where
     `x_i`, `y_i` are the L2-normalised image and text embeddings of pair `i`.
-    Pass the gathered global embeddings and the local offset to score local
-    rows against the whole global batch (see `contrastive_terms`).
+    Pass the gathered global embeddings and the local offset (`batch`:
+    `all_image_embeddings`, `all_text_embeddings`, `label_offset`) to score
+    local rows against the whole global batch (see `contrastive_terms`).
 
     Example:
     >>> import numpy as np
@@ -139,13 +133,8 @@ def contrastive_loss(
     True
     """
     return contrastive_terms(
-        image_embeddings,
-        text_embeddings,
-        temperature,
-        all_image_embeddings=all_image_embeddings,
-        all_text_embeddings=all_text_embeddings,
-        label_offset=label_offset,
-    )[0]
+        image_embeddings, text_embeddings, temperature, **batch
+    ).loss
 
 
 def contrastive_loss_from_logits(logits):

@@ -16,6 +16,7 @@ import functools
 import tensorflow as tf
 from keras import ops
 
+from keras_lit.distribute import is_multi_worker
 from keras_lit.distribute import per_replica_batch_size
 from keras_lit.distribute import replica_context
 from keras_lit.losses import LossTerms
@@ -111,3 +112,23 @@ def explain_worker_failures(function):
             ) from error
 
     return wrapper
+
+
+class WorkerFailureMessages:
+    """Mixin: a multi-worker step that loses a peer says what to do."""
+
+    def make_train_function(self, force=False):
+        make = super().make_train_function
+        return self._explained("train_function", make, force)
+
+    def make_test_function(self, force=False):
+        make = super().make_test_function
+        return self._explained("test_function", make, force)
+
+    def _explained(self, name, make, force):
+        if getattr(self, name) is not None and not force:
+            return getattr(self, name)
+        make(force=force)
+        if is_multi_worker(self.distribute_strategy):
+            setattr(self, name, explain_worker_failures(getattr(self, name)))
+        return getattr(self, name)

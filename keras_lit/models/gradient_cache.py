@@ -40,6 +40,35 @@ def check_sub_batch_size(sub_batch_size):
     return sub_batch_size
 
 
+def step_gradients(model, x):
+    """`(objective, replicas, stats, gradients)` of one `LiTModel` step.
+
+    Runs the towers, this replica's share of the global-batch loss (see
+    `keras_lit.models.global_batch`) and its gradients with respect to
+    `model.trainable_variables`; with `model.text_sub_batch`, through
+    `cached_step_gradients`.
+    """
+    image_features = None
+    if model.image_encoder.locked:
+        # Outside the tape: no backward pass, no stored activations.
+        image_features = tf.stop_gradient(model.image_features(x))
+    if model.text_sub_batch:
+        return cached_step_gradients(model, x, image_features)
+    with tf.GradientTape() as tape:
+        image_embeddings, text_embeddings = model.embed(
+            x, image_features, training=True
+        )
+        objective, replicas, stats = global_batch_loss(
+            model.pair_loss, image_embeddings, text_embeddings, model.head
+        )
+        if model.losses:
+            objective = objective + tf.add_n(model.losses) / replicas
+        if hasattr(model.optimizer, "scale_loss"):
+            objective = model.optimizer.scale_loss(objective)
+    gradients = tape.gradient(objective, model.trainable_variables)
+    return objective, replicas, stats, gradients
+
+
 def cached_step_gradients(model, x, image_features):
     """`LiTModel.train_step`'s gradients with the text tower sub-batched.
 

@@ -7,9 +7,12 @@ preprocessor mapped over them, so the compiled step sees only numbers.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_lit.distribute import is_multi_worker
+from keras_lit.layers.locked_image_encoder import LockedImageEncoder
+from keras_lit.layers.text_encoder import TextEncoder
 from keras_lit.preprocessing import validate_examples
 
 
@@ -101,3 +104,43 @@ def unpack_batch(data):
             f"Received keys: {sorted(x)}"
         )
     return x
+
+
+def check_towers(image_encoder, text_encoder):
+    """Raises unless the towers are keras_lit towers of matching widths."""
+    if not isinstance(image_encoder, LockedImageEncoder):
+        raise ValueError(
+            "`image_encoder` must be a keras_lit.layers.LockedImageEncoder."
+            f" Received: {type(image_encoder).__name__}"
+        )
+    if not isinstance(text_encoder, TextEncoder):
+        raise ValueError(
+            "`text_encoder` must be a keras_lit.layers.TextEncoder. "
+            f"Received: {type(text_encoder).__name__}"
+        )
+    if text_encoder.projection_dim != image_encoder.output_dim:
+        raise ValueError(
+            "The text tower must project to the image embedding width. "
+            f"Received: text_encoder.projection_dim="
+            f"{text_encoder.projection_dim}, image embedding width="
+            f"{image_encoder.output_dim}"
+        )
+
+
+def encode(model, name, values, batch_size):
+    """Embeds `values` (`"images"` or `"texts"`) in batches -> `[N, D]`."""
+    key = {"images": "image_embeddings", "texts": "text_embeddings"}[name]
+    # One tf.function per model (a decorated method would be shared by every
+    # instance and retrace for each).
+    graph = getattr(model, "lit_encode_graph", None)
+    if graph is None:
+        graph = tf.function(
+            lambda inputs: model(inputs, training=False),
+            reduce_retracing=True,
+        )
+        model.lit_encode_graph = graph
+    outputs = []
+    for start in range(0, len(values), batch_size):
+        batch = model.preprocessor({name: values[start : start + batch_size]})
+        outputs.append(graph(batch)[key].numpy())
+    return np.concatenate(outputs, axis=0)

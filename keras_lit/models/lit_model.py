@@ -1,51 +1,43 @@
 import copy
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from keras_lit.compat import TrainerWorkarounds
 from keras_lit.compat import clip_global_gradients
 from keras_lit.compat import multi_worker_logs
-from keras_lit.distribute import is_multi_worker
 from keras_lit.layers.contrastive_head import ContrastiveHead
-from keras_lit.layers.locked_image_encoder import LockedImageEncoder
-from keras_lit.layers.text_encoder import TextEncoder
-from keras_lit.losses import make_loss
 from keras_lit.models import lit_presets
+from keras_lit.models.global_batch import WorkerFailureMessages
 from keras_lit.models.global_batch import check_global_batch
-from keras_lit.models.global_batch import explain_worker_failures
 from keras_lit.models.global_batch import global_batch_loss
-from keras_lit.models.gradient_cache import cached_step_gradients
-from keras_lit.models.gradient_cache import check_sub_batch_size
+from keras_lit.models.gradient_cache import step_gradients
 from keras_lit.models.lit_data import as_dataset
+from keras_lit.models.lit_data import check_towers
+from keras_lit.models.lit_data import encode
 from keras_lit.models.lit_data import fit_arguments
 from keras_lit.models.lit_data import unpack_batch
 from keras_lit.models.lit_metrics import make_trackers
 from keras_lit.models.lit_metrics import update_trackers
+from keras_lit.models.lit_recipe import NO_DECAY_NAMES
+from keras_lit.models.lit_recipe import check_loss
+from keras_lit.models.lit_recipe import default_optimizer
+from keras_lit.models.lit_recipe import pair_loss_for
 from keras_lit.preprocessing import LiTPreprocessor
 from keras_lit.preprocessing import validate_examples
 
-NO_DECAY_NAMES = ["bias", "gamma", "beta", "log_temperature", "embeddings"]
-
 
 @keras.saving.register_keras_serializable(package="keras_lit")
-class LiTModel(TrainerWorkarounds, keras.Model):
+class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
     """LiT: a locked image tower and a trainable text tower, trained with fit.
 
-    `train_step` scores each replica's local pairs against the embeddings of
-    the whole global batch (an all-gather of the other modality) with the
-    symmetric InfoNCE loss, so N replicas give the same update as one device
-    on the global batch. With a locked image tower, image embeddings are
-    computed outside the `GradientTape`: the tower costs no backward pass and
-    keeps no activations. Batches that carry precomputed
-    `"image_embeddings"` skip the image backbone altogether.
-
-    `fit`, `evaluate` and `predict` take raw examples
-    `{"images": [B, H, W, 3] in [0, 255], "texts": [B] strings}` (or
-    `"image_embeddings"` in place of `"images"`), as in-memory arrays or a
-    `tf.data.Dataset`, and map `self.preprocessor` over them in `tf.data`.
+    `train_step` runs the towers, calls one loss object over the global
+    batch (`keras_lit.models.global_batch`: N replicas give the same update
+    as one device) and applies the gradients. A locked image tower runs
+    outside the `GradientTape`; precomputed `"image_embeddings"` skip it.
+    `fit`/`evaluate`/`predict` take raw `{"images", "texts"}` examples, in
+    memory or as a `tf.data.Dataset`, and preprocess them in `tf.data`.
 
     Args:
         image_encoder: a `LockedImageEncoder`.
@@ -53,21 +45,8 @@ class LiTModel(TrainerWorkarounds, keras.Model):
             embedding width.
         temperature_init: float. Initial logit scale. Defaults to `10.0`.
         max_temperature: float. Clamp on the logit scale. Defaults to `100.0`.
-        loss: `"softmax"` (symmetric InfoNCE, `ContrastiveLoss`) or
-            `"sigmoid"` (SigLIP's pairwise loss, `SigmoidLoss`, with a
-            learnable bias). Defaults to `"softmax"`.
-        bias_init: float. Initial logit bias of the sigmoid loss. Defaults
-            to `-10.0` (SigLIP); unused by the softmax loss.
-        loss_block_size: optional int. Compute the loss over column blocks
-            of this many rows of the global batch: the same values and
-            gradients with at most `[b, loss_block_size]` logits alive per
-            replica. Defaults to `None` (`[b, G]` logits), or to
-            `text_sub_batch` when that is set.
-        text_sub_batch: optional int. Gradient caching: run the text tower
-            over sub-batches of this many rows (see
-            `keras_lit.models.gradient_cache`), so its activations are
-            those of one sub-batch. Same update as one whole-batch step
-            (dropout off). Needs a locked image tower. Defaults to `None`.
+        loss: `"softmax"` (default) or `"sigmoid"` (SigLIP, learnable bias
+            from `bias_init`); `loss_block_size`, `text_sub_batch`: README.
 
     Example:
     >>> import keras_cv, numpy as np
@@ -104,27 +83,10 @@ class LiTModel(TrainerWorkarounds, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if text_sub_batch is not None:
-            check_sub_batch_size(text_sub_batch)
-            loss_block_size = loss_block_size or text_sub_batch
-        pair_loss = make_loss(loss, loss_block_size)
-        if not isinstance(image_encoder, LockedImageEncoder):
-            raise ValueError(
-                "`image_encoder` must be a keras_lit.layers.LockedImageEncoder."
-                f" Received: {type(image_encoder).__name__}"
-            )
-        if not isinstance(text_encoder, TextEncoder):
-            raise ValueError(
-                "`text_encoder` must be a keras_lit.layers.TextEncoder. "
-                f"Received: {type(text_encoder).__name__}"
-            )
-        if text_encoder.projection_dim != image_encoder.output_dim:
-            raise ValueError(
-                "The text tower must project to the image embedding width. "
-                f"Received: text_encoder.projection_dim="
-                f"{text_encoder.projection_dim}, image embedding width="
-                f"{image_encoder.output_dim}"
-            )
+        check_towers(image_encoder, text_encoder)
+        self.pair_loss, loss_block_size = pair_loss_for(
+            loss, loss_block_size, text_sub_batch
+        )
 
         # === Layers ===
         self.image_encoder = image_encoder
@@ -138,15 +100,8 @@ class LiTModel(TrainerWorkarounds, keras.Model):
         self.image_encoder.build()
         self.text_encoder.build()
 
-        self.pair_loss = pair_loss
-
         # === Metrics ===
-        (
-            self.loss_tracker,
-            self.temperature_tracker,
-            self.image_to_text_accuracy,
-            self.text_to_image_accuracy,
-        ) = make_trackers()
+        self.trackers = make_trackers()
 
         # === Config ===
         self.temperature_init = float(temperature_init)
@@ -159,20 +114,13 @@ class LiTModel(TrainerWorkarounds, keras.Model):
         self.preprocessor = LiTPreprocessor(image_encoder, text_encoder)
         self.built = True
 
-    # --- Public API -------------------------------------------------------
-
     @property
     def temperature(self):
         return self.head.temperature
 
     @property
     def metrics(self):
-        return [
-            self.loss_tracker,
-            self.temperature_tracker,
-            self.image_to_text_accuracy,
-            self.text_to_image_accuracy,
-        ]
+        return list(self.trackers)
 
     def compile(self, optimizer="auto", loss="auto", **kwargs):
         """Configures training; `"auto"` follows LiT's public recipe.
@@ -183,25 +131,16 @@ class LiTModel(TrainerWorkarounds, keras.Model):
         `keras_lit.losses.ContrastiveLoss()`, the symmetric InfoNCE over the
         global batch; any loss object with its `batch_loss` method works.
         """
-        if loss in ("auto", None):
-            loss = make_loss(self.loss_name, self.loss_block_size)
-        if not callable(getattr(loss, "batch_loss", None)):
-            raise ValueError(
-                "LiTModel computes its loss over the global batch; `loss` "
-                "must be 'auto' or a keras_lit loss with a `batch_loss` "
-                f"method (e.g. ContrastiveLoss()). Received: loss={loss!r}"
-            )
-        self.pair_loss = loss
+        self.pair_loss = check_loss(
+            loss, pair_loss_for(self.loss_name, self.loss_block_size)[0]
+        )
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(
-                learning_rate=1e-3, weight_decay=1e-4, global_clipnorm=1.0
-            )
-            optimizer.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
+            optimizer = default_optimizer()
         super().compile(optimizer=optimizer, **kwargs)
 
     def get_compile_config(self):
         config = super().get_compile_config()
-        if config is not None:
+        if config:  # `{}` when not compiled
             config["loss"] = keras.saving.serialize_keras_object(self.pair_loss)
         return config
 
@@ -216,7 +155,7 @@ class LiTModel(TrainerWorkarounds, keras.Model):
     def call(self, inputs, training=None):
         """Returns L2-normalised `"image_embeddings"`/`"text_embeddings"`."""
         outputs = {}
-        image_features = self._image_features(inputs, training=False)
+        image_features = self.image_features(inputs, training=False)
         if image_features is not None:
             outputs["image_embeddings"] = self.head.normalize(
                 self.image_encoder.project(image_features)
@@ -230,41 +169,18 @@ class LiTModel(TrainerWorkarounds, keras.Model):
     def encode_images(self, images, batch_size=64):
         """Raw images `[N, H, W, 3]` in [0, 255] -> normalised `[N, D]`."""
         validate_examples({"images": images})
-        return self._encode({"images": images}, "image_embeddings", batch_size)
+        return encode(self, "images", images, batch_size)
 
     def encode_texts(self, texts, batch_size=256):
         """A list of `N` strings -> normalised `[N, D]` embeddings."""
         validate_examples({"texts": texts})
-        return self._encode({"texts": texts}, "text_embeddings", batch_size)
-
-    def _encode(self, x, key, batch_size):
-        ((name, values),) = x.items()
-        if name == "texts":
-            values = list(values)
-        size = len(values)
-        outputs = []
-        for start in range(0, size, batch_size):
-            batch = self.preprocessor(
-                {name: values[start : start + batch_size]}
-            )
-            outputs.append(self._encode_function(batch)[key].numpy())
-        return np.concatenate(outputs, axis=0)
-
-    def _encode_function(self, batch):
-        # One tf.function per model (a decorated method would be shared by
-        # every instance and retrace for each).
-        if getattr(self, "_encode_graph", None) is None:
-            self._encode_graph = tf.function(
-                lambda inputs: self(inputs, training=False),
-                reduce_retracing=True,
-            )
-        return self._encode_graph(batch)
+        return encode(self, "texts", list(texts), batch_size)
 
     # --- Training ---------------------------------------------------------
 
     def train_step(self, data):
         x = unpack_batch(data)
-        objective, replicas, stats, gradients = self._gradients(x)
+        objective, replicas, stats, gradients = step_gradients(self, x)
         update_trackers(self.metrics, stats, self.head.temperature)
         gradients = clip_global_gradients(self.optimizer, gradients, replicas)
         # Keras runs the step once more to find the end of a dataset of
@@ -274,43 +190,19 @@ class LiTModel(TrainerWorkarounds, keras.Model):
             self.optimizer.apply(gradients, self.trainable_variables)
         return self._logs()
 
-    def _gradients(self, x):
-        """`(objective, replicas, stats, gradients)` of one training step."""
-        locked_features = None
-        if self.image_encoder.locked:
-            # Outside the tape: no backward pass, no stored activations.
-            locked_features = tf.stop_gradient(self._image_features(x))
-        if self.text_sub_batch:
-            return cached_step_gradients(self, x, locked_features)
-        with tf.GradientTape() as tape:
-            image_embeddings, text_embeddings = self._embed(
-                x, locked_features, training=True
-            )
-            # This replica's share of the global mean loss (see
-            # `keras_lit.models.global_batch`): the optimizer sums them.
-            objective, replicas, stats = global_batch_loss(
-                self.pair_loss, image_embeddings, text_embeddings, self.head
-            )
-            if self.losses:
-                objective = objective + ops.sum(self.losses) / replicas
-            if hasattr(self.optimizer, "scale_loss"):
-                objective = self.optimizer.scale_loss(objective)
-        gradients = tape.gradient(objective, self.trainable_variables)
-        return objective, replicas, stats, gradients
-
     def test_step(self, data):
         x = unpack_batch(data)
-        image_embeddings, text_embeddings = self._embed(x)
+        image_embeddings, text_embeddings = self.embed(x)
         _, _, stats = global_batch_loss(
             self.pair_loss, image_embeddings, text_embeddings, self.head
         )
         update_trackers(self.metrics, stats, self.head.temperature)
         return self._logs()
 
-    def _embed(self, x, features=None, training=False):
+    def embed(self, x, features=None, training=False):
         """L2-normalised `(image_embeddings, text_embeddings)` of a batch."""
         if features is None:
-            features = self._image_features(x, training=training)
+            features = self.image_features(x, training=training)
         image_embeddings = self.image_encoder.project(features)
         text_embeddings = self.text_encoder(x, training=training)
         return (
@@ -318,7 +210,7 @@ class LiTModel(TrainerWorkarounds, keras.Model):
             self.head.normalize(text_embeddings),
         )
 
-    def _image_features(self, x, training=False):
+    def image_features(self, x, training=False):
         if "image_embeddings" in x:
             return ops.cast(x["image_embeddings"], self.compute_dtype)
         if "images" in x:
@@ -331,30 +223,12 @@ class LiTModel(TrainerWorkarounds, keras.Model):
         logs = {metric.name: metric.result() for metric in self.metrics}
         return multi_worker_logs(logs, self.distribute_strategy)
 
-    # --- Distribution -----------------------------------------------------
-
     def preprocessing_layers(self):
         """Stateless layers built on first call (in `tf.data`), not here."""
         return [self.text_encoder.tokenizer, self.text_encoder.packer]
 
     def check_first_iterator(self, iterator):
         check_global_batch(iterator, self.distribute_strategy)
-
-    def make_train_function(self, force=False):
-        if self.train_function is not None and not force:
-            return self.train_function
-        super().make_train_function(force=force)
-        if is_multi_worker(self.distribute_strategy):
-            self.train_function = explain_worker_failures(self.train_function)
-        return self.train_function
-
-    def make_test_function(self, force=False):
-        if self.test_function is not None and not force:
-            return self.test_function
-        super().make_test_function(force=force)
-        if is_multi_worker(self.distribute_strategy):
-            self.test_function = explain_worker_failures(self.test_function)
-        return self.test_function
 
     # --- Data -------------------------------------------------------------
 
@@ -399,16 +273,9 @@ class LiTModel(TrainerWorkarounds, keras.Model):
     def save_to_preset(self, preset_dir):
         """Saves the model as a KerasHub-style preset directory.
 
-        Writes `config.json` (the model config, both towers included),
-        `model.weights.h5`, the tokenizer (`tokenizer.json` and its
-        vocabulary under `assets/tokenizer/`) and `metadata.json` (versions
-        of keras_lit, Keras, KerasHub and TensorFlow, parameter count). The
-        optimizer state is not saved; use `model.save("x.keras")` to resume
-        training. Upload the directory with `keras_hub.upload_preset(uri,
-        preset_dir)` and load it back with `LiTModel.from_preset(uri)`.
-
-        Args:
-            preset_dir: path of the directory to write (created if missing).
+        See `keras_lit.models.lit_presets` for the files. The optimizer
+        state is not saved; use `model.save("x.keras")` to resume training.
+        Share it with `keras_hub.upload_preset(uri, preset_dir)`.
         """
         return lit_presets.save_model_preset(self, preset_dir)
 
@@ -417,20 +284,15 @@ class LiTModel(TrainerWorkarounds, keras.Model):
         """A LiT model from a saved preset, or new from a recommended pair.
 
         Args:
-            preset: a directory written by `save_to_preset`, or its
-                `kaggle://`/`hf://` handle once uploaded; or the name of a
-                recommended pair (`keras_lit.presets.list_presets()`), which
-                builds an untrained LiT model from both pretrained towers
-                (the text tower projects to the image embedding width).
-            load_weights: bool. `False` keeps random weights. Defaults to
-                `True`.
-            **kwargs: `LiTModel` arguments (`temperature_init`, ...); only
-                for a recommended pair.
+            preset: a directory written by `save_to_preset` (or its
+                `kaggle://`/`hf://` handle), or a recommended pair
+                (`keras_lit.presets.list_presets()`): an untrained LiT model
+                from both pretrained towers.
+            load_weights: bool. `False` keeps random weights.
+            **kwargs: `LiTModel` arguments; only for a recommended pair.
 
         Example:
-        >>> model.save_to_preset("my_lit")  # doctest: +SKIP
         >>> restored = LiTModel.from_preset("my_lit")  # doctest: +SKIP
-        >>> fresh = LiTModel.from_preset("dinov2_bert")  # doctest: +SKIP
         """
         return lit_presets.load_lit_model(
             preset, cls=cls, load_weights=load_weights, **kwargs
