@@ -193,18 +193,18 @@ def cached_gradients(
             for total, g in zip(totals, sub_gradients)
         ]
 
-    totals = [tf.zeros(v.shape, _dtype(v)) for v in tower_variables]
+    totals = [tf.zeros(v.shape, _variable_dtype(v)) for v in tower_variables]
     tower_gradients = _each_sub_batch(
         inputs, sub_batch_size, accumulate, state=totals
     )
     gradients = [
-        None if g is None else _dense(g, _dtype(v))
+        None if g is None else _dense(g, _variable_dtype(v))
         for g, v in zip(gradients, variables)
     ]
     return objective, aux, tower_gradients, gradients
 
 
-def _dtype(variable):
+def _variable_dtype(variable):
     return tf.as_dtype(variable.dtype)
 
 
