@@ -17,6 +17,9 @@ that does not fit ends early instead of taking the machine down.
   demo text tower or BERT-base (random weights, built offline); the
   largest G whose peak stays within `--budget-gb`.
 - `time`: the same training steps timed against G (median step time).
+- `zero-shot`: the offline demo's Lu setup (same data, pretrained tower,
+  batch, optimizer and steps) trained with the softmax and with the
+  sigmoid loss; zero-shot top-1 per label set on the held-out images.
 
 Memory figures can be measured on a busy machine; timings need a quiet
 one. Typical usage:
@@ -25,6 +28,7 @@ one. Typical usage:
     python benchmarks/loss_scaling.py memory --tower demo --budget-gb 24
     python benchmarks/loss_scaling.py memory --tower bert_base --budget-gb 24
     python benchmarks/loss_scaling.py time --global-batches 1024 4096 16384
+    python benchmarks/loss_scaling.py zero-shot
     python benchmarks/loss_scaling.py loss --smoke   # tiny, checks it runs
 
 Prints one JSON line per configuration, then a Markdown table for
@@ -75,7 +79,9 @@ MODES = {
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["loss", "memory", "time", "_child"])
+    parser.add_argument(
+        "part", choices=["loss", "memory", "time", "zero-shot", "_child"]
+    )
     parser.add_argument("--global-batches", type=int, nargs="+")
     parser.add_argument("--losses", nargs="+", default=["softmax", "sigmoid"])
     parser.add_argument("--modes", nargs="+", default=list(MODES))
@@ -84,8 +90,15 @@ def parse_args(argv=None):
     parser.add_argument("--block", type=int, default=1024)
     parser.add_argument("--sub-batch", type=int, default=512)
     parser.add_argument("--budget-gb", type=float, default=24.0)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument(
+        "--steps", type=int, default=3, help="timed steps (0: memory only)"
+    )
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument(
+        "--cache-dir",
+        default="lit_runs/demo/cache",
+        help="zero-shot: the demo's pretrained-tower cache",
+    )
     parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.global_batches is None:
@@ -157,6 +170,8 @@ def child(config):
     start_watchdog(config["budget_gb"] * 1.25)
     if config["part"] == "loss":
         row = child_loss(config)
+    elif config["part"] == "zero-shot":
+        row = child_zero_shot(config)
     else:
         row = child_train(config)
     row["peak_rss_gb"] = round(peak_rss_gb(), 3)
@@ -301,7 +316,50 @@ def child_train(config):
         times.append(time.perf_counter() - start)
         start = time.perf_counter()
     del logs, step
+    if len(times) < 2:  # --steps 0: one (traced) step, memory only
+        return {}
     return {"step_ms": round(1000 * float(np.median(times[1:])), 1)}
+
+
+def child_zero_shot(config):
+    """The demo's Lu setup with `config["loss"]`: zero-shot top-1."""
+    import functools
+
+    from keras_lit.demo import data as demo_data
+    from keras_lit.demo import evaluation
+    from keras_lit.demo import pipeline
+    from keras_lit.demo import pretrain
+    from keras_lit.demo import setups
+    from keras_lit.layers import build_word_piece_vocabulary
+
+    settings = pipeline.demo_settings(0, smoke=config["smoke"])
+    data = demo_data.build_data(settings, verbose=False)
+    backbone, _ = pretrain.pretrain_backbone(
+        settings["pretrain"], config["cache_dir"], verbose=False
+    )
+    vocabulary = build_word_piece_vocabulary(
+        data["lit_captions"], settings["vocabulary_size"]
+    )
+    # The demo builds LiTModel(...) itself: hand it the loss.
+    setups.LiTModel = functools.partial(setups.LiTModel, loss=config["loss"])
+    run = setups.train_setup(
+        "Lu",
+        backbone,
+        vocabulary,
+        data,
+        settings,
+        verbose=False,
+        precompute_dir=os.path.join(config["cache_dir"], config["loss"]),
+    )
+    scores = evaluation.evaluate(run["model"], data, settings)
+    return {
+        "zero_shot_mean": round(scores["zero_shot_mean"], 4),
+        "top1": {
+            k: round(v["top1"], 4) for k, v in scores["zero_shot"].items()
+        },
+        "train_seconds": run["train_seconds"],
+        "final_loss": round(run["history"]["loss"][-1], 4),
+    }
 
 
 # --- Parent ---------------------------------------------------------------
@@ -311,6 +369,29 @@ def main(argv=None):
     args = parse_args(argv)
     if args.part == "_child":
         child(json.loads(args.config))
+        return
+    if args.part == "zero-shot":
+        rows = []
+        for loss in args.losses:
+            row = run_child(
+                dict(
+                    part="zero-shot",
+                    loss=loss,
+                    smoke=args.smoke,
+                    budget_gb=args.budget_gb,
+                    cache_dir=os.path.abspath(args.cache_dir),
+                )
+            )
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        print()
+        print("| loss | zero-shot top-1 (mean of label sets) | per label set |")
+        print("| --- | ---: | --- |")
+        for row in rows:
+            print(
+                f"| {row['loss']} | {row.get('zero_shot_mean', '-')} | "
+                f"{row.get('top1', row.get('error', '-'))} |"
+            )
         return
     rows = []
     for loss in args.losses:

@@ -8,7 +8,10 @@ import keras
 from keras import ops
 
 from keras_lit.losses.blockwise import blockwise_sigmoid_loss_terms
+from keras_lit.losses.blockwise import blockwise_sigmoid_terms
 from keras_lit.losses.blockwise import check_block_size
+from keras_lit.losses.contrastive_loss import LossTerms
+from keras_lit.losses.contrastive_loss import contrastive_logits
 
 
 def sigmoid_terms(
@@ -49,11 +52,9 @@ def sigmoid_terms(
         columns = all_text_embeddings
     elif all_image_embeddings is not None:
         rows, columns = text_embeddings, all_image_embeddings
-    columns = ops.cast(columns, "float32")
-    temperature = ops.cast(temperature, "float32")
-    bias = ops.cast(bias, "float32")
     # [b, D] x [D, G] -> [b, G].
-    logits = temperature * ops.matmul(rows, ops.transpose(columns)) + bias
+    logits = contrastive_logits(rows, columns, temperature)
+    logits = logits + ops.cast(bias, "float32")
     batch_size = ops.shape(rows)[0]
     labels = ops.arange(batch_size, dtype="int32") + label_offset
     # z = +1 for the pair (column offset + i), -1 for every other column.
@@ -155,6 +156,71 @@ class SigmoidLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         return sigmoid_loss_from_logits(y_pred)
+
+    def batch_loss(
+        self,
+        image_embeddings,
+        text_embeddings,
+        head,
+        all_image_embeddings=None,
+        all_text_embeddings=None,
+        label_offset=0,
+    ):
+        """This replica's loss and logits (or top-1 hits): `LossTerms`.
+
+        Same arguments as `ContrastiveLoss.batch_loss`; `head` must hold a
+        learnable bias (`ContrastiveHead(bias_init=...)`). Local images are
+        scored against every text; under a strategy, local texts are also
+        scored against every image for the text-to-image accuracy only
+        (forward, no gradient).
+        """
+        bias = getattr(head, "bias", None)
+        if bias is None:
+            raise ValueError(
+                "SigmoidLoss needs a head with a learnable bias: build the "
+                "model with LiTModel(..., loss='sigmoid'). Received: a head "
+                "without `bias`"
+            )
+        temperature = head.temperature
+        gathered = all_image_embeddings is not None
+        labels = ops.arange(ops.shape(image_embeddings)[0]) + label_offset
+        if self.block_size is None:
+            loss, logits, labels = sigmoid_terms(
+                image_embeddings,
+                text_embeddings,
+                temperature,
+                bias,
+                all_text_embeddings=all_text_embeddings,
+                label_offset=label_offset,
+            )
+            text_logits = None
+            if gathered:
+                text_logits = contrastive_logits(
+                    ops.stop_gradient(text_embeddings),
+                    ops.stop_gradient(all_image_embeddings),
+                    temperature,
+                )
+            return LossTerms(loss, logits, text_logits, labels)
+        loss, image_hits, text_hits = blockwise_sigmoid_loss_terms(
+            image_embeddings,
+            text_embeddings,
+            temperature,
+            bias,
+            all_text_embeddings=all_text_embeddings,
+            label_offset=label_offset,
+            block_size=self.block_size,
+        )
+        if gathered:
+            # Argmax ignores the bias; hits only, no gradient.
+            _, text_hits, _ = blockwise_sigmoid_terms(
+                ops.stop_gradient(text_embeddings),
+                ops.stop_gradient(all_image_embeddings),
+                ops.stop_gradient(temperature),
+                0.0,
+                label_offset,
+                self.block_size,
+            )
+        return LossTerms(loss, None, None, labels, image_hits, text_hits)
 
     def get_config(self):
         config = super().get_config()

@@ -21,6 +21,10 @@ plus the `[B, D]` embeddings. Sub-batches run one at a time in a
 
 import tensorflow as tf
 
+from keras_lit.models.global_batch import global_batch_loss
+
+IMAGE_KEYS = ("images", "image_embeddings")
+
 
 def check_sub_batch_size(sub_batch_size):
     """Raises a clear error unless `sub_batch_size` is a positive int."""
@@ -36,8 +40,98 @@ def check_sub_batch_size(sub_batch_size):
     return sub_batch_size
 
 
+def step_gradients(model, x):
+    """`(objective, replicas, stats, gradients)` of one `LiTModel` step.
+
+    Runs the towers, this replica's share of the global-batch loss (see
+    `keras_lit.models.global_batch`) and its gradients with respect to
+    `model.trainable_variables`; with `model.text_sub_batch`, through
+    `cached_step_gradients`.
+    """
+    image_features = None
+    if model.image_encoder.locked:
+        # Outside the tape: no backward pass, no stored activations.
+        image_features = tf.stop_gradient(model.image_features(x))
+    if model.text_sub_batch:
+        return cached_step_gradients(model, x, image_features)
+    with tf.GradientTape() as tape:
+        image_embeddings, text_embeddings = model.embed(
+            x, image_features, training=True
+        )
+        objective, replicas, stats = global_batch_loss(
+            model.pair_loss, image_embeddings, text_embeddings, model.head
+        )
+        if model.losses:
+            objective = objective + tf.add_n(model.losses) / replicas
+        if hasattr(model.optimizer, "scale_loss"):
+            objective = model.optimizer.scale_loss(objective)
+    gradients = tape.gradient(objective, model.trainable_variables)
+    return objective, replicas, stats, gradients
+
+
+def cached_step_gradients(model, x, image_features):
+    """`LiTModel.train_step`'s gradients with the text tower sub-batched.
+
+    Args:
+        model: a `LiTModel` with `text_sub_batch` set.
+        x: the preprocessed batch.
+        image_features: the locked image tower's features of `x`.
+
+    Returns:
+        `(objective, replicas, stats, gradients)`, gradients aligned with
+        `model.trainable_variables`, as the plain step computes them.
+    """
+    if image_features is None:
+        raise ValueError(
+            "Gradient caching (`text_sub_batch`) sub-batches the text tower "
+            "only: it needs a locked image tower. Received: "
+            "image_encoder.locked=False"
+        )
+    if model.text_encoder.losses:
+        raise ValueError(
+            "Gradient caching does not support text tower regularisation "
+            "losses. Received: text_encoder.losses="
+            f"{model.text_encoder.losses}"
+        )
+    text_inputs = {k: v for k, v in x.items() if k not in IMAGE_KEYS}
+    tower_variables = model.text_encoder.trainable_variables
+    tower_ids = {id(v) for v in tower_variables}
+    others = [v for v in model.trainable_variables if id(v) not in tower_ids]
+
+    def objective_fn(text_embeddings):
+        image_embeddings = model.image_encoder.project(image_features)
+        objective, replicas, stats = global_batch_loss(
+            model.pair_loss,
+            model.head.normalize(image_embeddings),
+            model.head.normalize(text_embeddings),
+            model.head,
+        )
+        if hasattr(model.optimizer, "scale_loss"):
+            objective = model.optimizer.scale_loss(objective)
+        return objective, (replicas, stats)
+
+    objective, (replicas, stats), tower_gradients, gradients = cached_gradients(
+        lambda sub: model.text_encoder(sub, training=True),
+        text_inputs,
+        model.text_sub_batch,
+        objective_fn,
+        tower_variables,
+        others,
+    )
+    by_id = dict(zip(map(id, tower_variables), tower_gradients))
+    by_id.update(zip(map(id, others), gradients))
+    gradients = [by_id[id(v)] for v in model.trainable_variables]
+    return objective, replicas, stats, gradients
+
+
 def cached_gradients(
-    encode, inputs, sub_batch_size, objective_fn, tower_variables, variables
+    encode,
+    inputs,
+    sub_batch_size,
+    objective_fn,
+    tower_variables,
+    variables,
+    width=None,
 ):
     """The gradients of one whole-batch step, one sub-batch of tower at once.
 
@@ -51,6 +145,8 @@ def cached_gradients(
             gather across replicas), and anything else to return.
         tower_variables: the tower's trainable variables.
         variables: other variables `objective_fn` uses (temperature ...).
+        width: optional int. The embedding width `D`, when the batch size
+            is dynamic (the loop then loses the static shape).
 
     Returns:
         `(objective, aux, tower_gradients, gradients)` with dense
@@ -67,6 +163,7 @@ def cached_gradients(
         collect=True,
     )
     embeddings = tf.concat(pieces, axis=0)
+    embeddings.set_shape([None, width])
     # 2. The whole-batch loss and its gradient w.r.t. the embeddings.
     with tf.GradientTape() as tape:
         tape.watch(embeddings)
@@ -81,8 +178,11 @@ def cached_gradients(
     def accumulate(sub, start, totals):
         with tf.GradientTape() as sub_tape:
             sub_embeddings = encode(sub)
-            rows = tf.shape(sub_embeddings)[0]
-            upstream = embedding_gradient[start : start + rows]
+            rows = sub_embeddings.shape[0]
+            if rows is None:
+                rows = tf.shape(sub_embeddings)[0]
+            # A dynamic start with a static size: XLA's DynamicSlice.
+            upstream = tf.slice(embedding_gradient, [start, 0], [rows, -1])
             surrogate = tf.reduce_sum(
                 tf.cast(sub_embeddings, "float32")
                 * tf.cast(upstream, "float32")
@@ -93,18 +193,18 @@ def cached_gradients(
             for total, g in zip(totals, sub_gradients)
         ]
 
-    totals = [tf.zeros(v.shape, _dtype(v)) for v in tower_variables]
+    totals = [tf.zeros(v.shape, _variable_dtype(v)) for v in tower_variables]
     tower_gradients = _each_sub_batch(
         inputs, sub_batch_size, accumulate, state=totals
     )
     gradients = [
-        None if g is None else _dense(g, _dtype(v))
+        None if g is None else _dense(g, _variable_dtype(v))
         for g, v in zip(gradients, variables)
     ]
     return objective, aux, tower_gradients, gradients
 
 
-def _dtype(variable):
+def _variable_dtype(variable):
     return tf.as_dtype(variable.dtype)
 
 
