@@ -33,18 +33,19 @@ import tensorflow as tf
 DEFAULT_BLOCK_SIZE = 1024
 
 
+def check_positive_int(value, name, meaning):
+    """Returns `value`, or raises naming `name` unless it is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"`{name}` must be a positive integer ({meaning}). "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
 def check_block_size(block_size):
     """Raises a clear error unless `block_size` is a positive integer."""
-    if (
-        isinstance(block_size, bool)
-        or not isinstance(block_size, int)
-        or block_size < 1
-    ):
-        raise ValueError(
-            "`block_size` must be a positive integer (columns per block). "
-            f"Received: block_size={block_size!r}"
-        )
-    return block_size
+    return check_positive_int(block_size, "block_size", "columns per block")
 
 
 def _column_blocks(columns, block_size):

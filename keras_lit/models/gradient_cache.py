@@ -21,6 +21,7 @@ plus the `[B, D]` embeddings. Sub-batches run one at a time in a
 
 import tensorflow as tf
 
+from keras_lit.losses.blockwise import check_positive_int
 from keras_lit.models.global_batch import global_batch_loss
 
 IMAGE_KEYS = ("images", "image_embeddings")
@@ -28,16 +29,9 @@ IMAGE_KEYS = ("images", "image_embeddings")
 
 def check_sub_batch_size(sub_batch_size):
     """Raises a clear error unless `sub_batch_size` is a positive int."""
-    if (
-        isinstance(sub_batch_size, bool)
-        or not isinstance(sub_batch_size, int)
-        or sub_batch_size < 1
-    ):
-        raise ValueError(
-            "`text_sub_batch` must be a positive integer (rows per text "
-            f"tower pass). Received: text_sub_batch={sub_batch_size!r}"
-        )
-    return sub_batch_size
+    return check_positive_int(
+        sub_batch_size, "text_sub_batch", "rows per text tower pass"
+    )
 
 
 def step_gradients(model, x):
