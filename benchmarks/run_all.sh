@@ -14,3 +14,8 @@ for script in train_throughput precompute_speedup distributed_scaling \
     "$PY" "benchmarks/$script.py" | tee "benchmarks/results/$script.txt"
   fi
 done
+# Issue 17: losses at scale (each part prints its own table).
+for part in loss time zero-shot; do
+  echo "== loss_scaling $part"
+  "$PY" benchmarks/loss_scaling.py "$part" | tee "benchmarks/results/loss_scaling_$part.txt"
+done

@@ -8,6 +8,9 @@ import pytest
 MODULES = [
     "keras_lit.image_header",
     "keras_lit.losses",
+    "keras_lit.losses.contrastive_loss",
+    "keras_lit.losses.sigmoid_loss",
+    "keras_lit.losses.blockwise",
     "keras_lit.layers.contrastive_head",
     "keras_lit.layers.locked_image_encoder",
     "keras_lit.layers.text_encoder",

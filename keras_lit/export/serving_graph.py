@@ -95,9 +95,9 @@ class ServingGraph:
 
     def _probabilities(self, image_bytes, class_weights):
         image_embeddings = self._embed_images(image_bytes)
-        logits = tf.matmul(image_embeddings, class_weights, transpose_b=True)
-        logits = logits * tf.cast(self.model.temperature, tf.float32)
-        return tf.nn.softmax(logits, axis=-1)
+        cosines = tf.matmul(image_embeddings, class_weights, transpose_b=True)
+        # Softmax over classes, or SigLIP's per-pair sigmoid (with bias).
+        return self.model.head.probabilities(cosines)
 
     def _embed_images(self, image_bytes):
         images = self._decode_images(image_bytes)
@@ -175,6 +175,7 @@ class ServingGraph:
             "sequence_length": self.sequence_length,
             "templates": self.templates,
             "temperature": float(self.model.temperature),
+            "loss": self.model.loss_name,
             "max_pixels": self.max_pixels,
             "max_text_bytes": self.max_text_bytes,
             "resize": self.resize,

@@ -20,6 +20,9 @@ class ContrastiveHead(keras.layers.Layer):
         temperature_init: float. Initial logit scale `t`. Defaults to `10.0`
             (big_vision's LiT setting).
         max_temperature: float. Upper clamp on `t`. Defaults to `100.0`.
+        bias_init: optional float. Initial learnable logit bias `b` for the
+            sigmoid loss (SigLIP uses `-10.0`); logits become
+            `t * cosine + b`. Defaults to `None` (no bias: softmax loss).
 
     Call arguments:
         image_embeddings: `[N, D]` image embeddings.
@@ -32,7 +35,13 @@ class ContrastiveHead(keras.layers.Layer):
     (2, 3)
     """
 
-    def __init__(self, temperature_init=10.0, max_temperature=100.0, **kwargs):
+    def __init__(
+        self,
+        temperature_init=10.0,
+        max_temperature=100.0,
+        bias_init=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not temperature_init > 0:
             raise ValueError(
@@ -45,8 +54,23 @@ class ContrastiveHead(keras.layers.Layer):
                 f"max_temperature={max_temperature}, "
                 f"temperature_init={temperature_init}"
             )
+        if bias_init is not None and not math.isfinite(bias_init):
+            raise ValueError(
+                f"`bias_init` must be a finite float. Received: {bias_init}"
+            )
         self.temperature_init = float(temperature_init)
         self.max_temperature = float(max_temperature)
+        self.bias_init = None if bias_init is None else float(bias_init)
+        self.bias = None
+        if self.bias_init is not None:
+            # SigLIP's learnable logit bias (init -10).
+            self.bias = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(self.bias_init),
+                name="bias",
+                dtype="float32",
+                autocast=False,
+            )
         self.log_temperature = self.add_weight(
             shape=(),
             initializer=keras.initializers.Constant(
@@ -64,15 +88,30 @@ class ContrastiveHead(keras.layers.Layer):
         log_max = math.log(self.max_temperature)
         return ops.exp(ops.minimum(self.log_temperature, log_max))
 
+    def probabilities(self, cosines):
+        """Cosine similarities `[N, K]` -> class probabilities `[N, K]`.
+
+        A softmax over `t * cosines` for the softmax loss; for the sigmoid
+        loss (a head with a bias) each pair's own `sigmoid(t * cosine + b)`,
+        as SigLIP reports them (rows need not sum to 1).
+        """
+        logits = ops.cast(cosines, "float32") * self.temperature
+        if self.bias is None:
+            return ops.softmax(logits, axis=-1)
+        return ops.sigmoid(logits + self.bias)
+
     def normalize(self, embeddings):
         return ops.normalize(ops.cast(embeddings, "float32"), axis=-1)
 
     def call(self, image_embeddings, text_embeddings):
-        return contrastive_logits(
+        logits = contrastive_logits(
             self.normalize(image_embeddings),
             self.normalize(text_embeddings),
             self.temperature,
         )
+        if self.bias is not None:
+            logits = logits + self.bias
+        return logits
 
     def compute_output_spec(self, image_embeddings, text_embeddings):
         return keras.KerasTensor(
@@ -86,6 +125,7 @@ class ContrastiveHead(keras.layers.Layer):
             {
                 "temperature_init": self.temperature_init,
                 "max_temperature": self.max_temperature,
+                "bias_init": self.bias_init,
             }
         )
         return config

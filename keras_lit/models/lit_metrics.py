@@ -47,14 +47,19 @@ def batch_stats(terms, local=False):
     """
     labels = terms.labels
     rows = ops.cast(ops.shape(labels)[0], "float32")
-    if local:
+    image_correct = terms.image_to_text_correct
+    text_correct = terms.text_to_image_correct
+    # Blockwise losses report their hits; others hand over their logits.
+    if image_correct is None:
+        image_correct = top1(terms.image_to_text_logits, labels)
+    if text_correct is None and local:
         text_correct = top1(terms.image_to_text_logits, labels, axis=0)
-    else:
+    elif text_correct is None:
         text_correct = top1(terms.text_to_image_logits, labels)
     return ops.stack(
         [
             terms.loss * rows,
-            ops.sum(top1(terms.image_to_text_logits, labels)),
+            ops.sum(image_correct),
             ops.sum(text_correct),
             rows,
         ]

@@ -8,11 +8,11 @@ from keras_lit.compat import TrainerWorkarounds
 from keras_lit.compat import clip_global_gradients
 from keras_lit.compat import multi_worker_logs
 from keras_lit.layers.contrastive_head import ContrastiveHead
-from keras_lit.losses import ContrastiveLoss
 from keras_lit.models import lit_presets
 from keras_lit.models.global_batch import WorkerFailureMessages
 from keras_lit.models.global_batch import check_global_batch
 from keras_lit.models.global_batch import global_batch_loss
+from keras_lit.models.gradient_cache import step_gradients
 from keras_lit.models.jit_choice import auto_jit_compile
 from keras_lit.models.lit_data import as_dataset
 from keras_lit.models.lit_data import check_towers
@@ -24,6 +24,7 @@ from keras_lit.models.lit_metrics import update_trackers
 from keras_lit.models.lit_recipe import NO_DECAY_NAMES
 from keras_lit.models.lit_recipe import check_loss
 from keras_lit.models.lit_recipe import default_optimizer
+from keras_lit.models.lit_recipe import pair_loss_for
 from keras_lit.preprocessing import LiTPreprocessor
 from keras_lit.preprocessing import validate_examples
 
@@ -45,6 +46,8 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
             embedding width.
         temperature_init: float. Initial logit scale. Defaults to `10.0`.
         max_temperature: float. Clamp on the logit scale. Defaults to `100.0`.
+        loss: `"softmax"` (default) or `"sigmoid"` (SigLIP, learnable bias
+            from `bias_init`); `loss_block_size`, `text_sub_batch`: README.
 
     Example:
     >>> import keras_cv, numpy as np
@@ -74,10 +77,17 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
         text_encoder,
         temperature_init=10.0,
         max_temperature=100.0,
+        loss="softmax",
+        bias_init=-10.0,
+        loss_block_size=None,
+        text_sub_batch=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_towers(image_encoder, text_encoder)
+        self.pair_loss, loss_block_size = pair_loss_for(
+            loss, loss_block_size, text_sub_batch
+        )
 
         # === Layers ===
         self.image_encoder = image_encoder
@@ -85,12 +95,11 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
         self.head = ContrastiveHead(
             temperature_init=temperature_init,
             max_temperature=max_temperature,
+            bias_init=bias_init if loss == "sigmoid" else None,
             name="contrastive_head",
         )
         self.image_encoder.build()
         self.text_encoder.build()
-
-        self.pair_loss = ContrastiveLoss()
 
         # === Metrics ===
         self.trackers = make_trackers()
@@ -98,6 +107,10 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
         # === Config ===
         self.temperature_init = float(temperature_init)
         self.max_temperature = float(max_temperature)
+        self.loss_name = loss
+        self.bias_init = float(bias_init)
+        self.loss_block_size = loss_block_size
+        self.text_sub_batch = text_sub_batch
         self.embedding_dim = image_encoder.output_dim
         self.preprocessor = LiTPreprocessor(image_encoder, text_encoder)
         self.built = True
@@ -113,13 +126,15 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
     def compile(self, optimizer="auto", loss="auto", **kwargs):
         """Configures training; `"auto"` follows LiT's public recipe.
 
-        `optimizer="auto"` is AdamW, lr 1e-3, weight decay 1e-4 on kernels,
-        global clip 1.0 (`lit_recipe`). `loss="auto"` is `ContrastiveLoss()`
-        (the global-batch InfoNCE); any loss with `batch_loss` works.
-        `jit_compile="auto"` (the default) is keras_lit's own XLA choice,
-        said in one line (`keras_lit.models.jit_choice`); True/False force.
+        `optimizer="auto"`: AdamW, lr 1e-3, weight decay 1e-4 on kernels,
+        global clip 1.0 (`lit_recipe`). `loss="auto"`: the model's `loss`
+        over the global batch; any object with `batch_loss` works.
+        `jit_compile="auto"` (default): keras_lit's own XLA choice, logged
+        once (`keras_lit.models.jit_choice`); True/False force it.
         """
-        self.pair_loss = check_loss(loss)
+        self.pair_loss = check_loss(
+            loss, pair_loss_for(self.loss_name, self.loss_block_size)[0]
+        )
         if optimizer == "auto":
             optimizer = default_optimizer()
         kwargs["jit_compile"] = auto_jit_compile(self, **kwargs)
@@ -142,7 +157,7 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
     def call(self, inputs, training=None):
         """Returns L2-normalised `"image_embeddings"`/`"text_embeddings"`."""
         outputs = {}
-        image_features = self._image_features(inputs, training=False)
+        image_features = self.image_features(inputs, training=False)
         if image_features is not None:
             outputs["image_embeddings"] = self.head.normalize(
                 self.image_encoder.project(image_features)
@@ -167,46 +182,26 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
 
     def train_step(self, data):
         x = unpack_batch(data)
-        locked_features = None
-        if self.image_encoder.locked:
-            # Outside the tape: no backward pass, no stored activations.
-            locked_features = tf.stop_gradient(self._image_features(x))
-        with tf.GradientTape() as tape:
-            image_embeddings, text_embeddings = self._embed(
-                x, locked_features, training=True
-            )
-            # This replica's share of the global mean loss (global_batch.py).
-            objective, replicas, stats = global_batch_loss(
-                self.pair_loss, image_embeddings, text_embeddings, self.head
-            )
-            if self.losses:
-                objective = objective + ops.sum(self.losses) / replicas
-            if hasattr(self.optimizer, "scale_loss"):
-                objective = self.optimizer.scale_loss(objective)
+        objective, replicas, stats, gradients = step_gradients(self, x)
         update_trackers(self.metrics, stats, self.head.temperature)
-        variables = self.trainable_variables
-        gradients = tape.gradient(objective, variables)
         gradients = clip_global_gradients(self.optimizer, gradients, replicas)
         # Keras runs the step once more to find the end of a dataset of
         # unknown length (TFRecords); that run updates state that needs no
         # data (step counter, weight decay). Make it wait for this data.
         with tf.control_dependencies([objective]):
-            self.optimizer.apply(gradients, variables)
+            self.optimizer.apply(gradients, self.trainable_variables)
         return self._logs()
 
     def test_step(self, data):
-        x = unpack_batch(data)
-        image_embeddings, text_embeddings = self._embed(x)
-        _, _, stats = global_batch_loss(
-            self.pair_loss, image_embeddings, text_embeddings, self.head
-        )
+        embeddings = self.embed(unpack_batch(data))
+        _, _, stats = global_batch_loss(self.pair_loss, *embeddings, self.head)
         update_trackers(self.metrics, stats, self.head.temperature)
         return self._logs()
 
-    def _embed(self, x, features=None, training=False):
+    def embed(self, x, features=None, training=False):
         """L2-normalised `(image_embeddings, text_embeddings)` of a batch."""
         if features is None:
-            features = self._image_features(x, training=training)
+            features = self.image_features(x, training=training)
         image_embeddings = self.image_encoder.project(features)
         text_embeddings = self.text_encoder(x, training=training)
         return (
@@ -214,7 +209,7 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
             self.head.normalize(text_embeddings),
         )
 
-    def _image_features(self, x, training=False):
+    def image_features(self, x, training=False):
         if "image_embeddings" in x:
             return ops.cast(x["image_embeddings"], self.compute_dtype)
         if "images" in x:
@@ -258,6 +253,10 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
                 "text_encoder": keras.layers.serialize(self.text_encoder),
                 "temperature_init": self.temperature_init,
                 "max_temperature": self.max_temperature,
+                "loss": self.loss_name,
+                "bias_init": self.bias_init,
+                "loss_block_size": self.loss_block_size,
+                "text_sub_batch": self.text_sub_batch,
             }
         )
         return config

@@ -3,6 +3,8 @@
 import keras
 
 from keras_lit.losses import ContrastiveLoss
+from keras_lit.losses import make_loss
+from keras_lit.models.gradient_cache import check_sub_batch_size
 
 # Variables that get no weight decay: biases, norms, embeddings, temperature.
 NO_DECAY_NAMES = ["bias", "gamma", "beta", "log_temperature", "embeddings"]
@@ -18,10 +20,11 @@ def default_optimizer():
     return optimizer
 
 
-def check_loss(loss):
-    """`"auto"` -> `ContrastiveLoss()`; else a loss with `batch_loss`."""
+def check_loss(loss, default=None):
+    """`"auto"` -> `default` (or `ContrastiveLoss()`); else a loss with
+    `batch_loss`."""
     if loss in ("auto", None):
-        return ContrastiveLoss()
+        return default or ContrastiveLoss()
     if not callable(getattr(loss, "batch_loss", None)):
         raise ValueError(
             "LiTModel computes its loss over the global batch; `loss` must "
@@ -29,3 +32,15 @@ def check_loss(loss):
             f"ContrastiveLoss()). Received: loss={loss!r}"
         )
     return loss
+
+
+def pair_loss_for(loss, loss_block_size=None, text_sub_batch=None):
+    """`LiTModel`'s loss options -> `(loss object, loss_block_size)`.
+
+    `loss_block_size` defaults to `text_sub_batch` (gradient caching then
+    holds no more than `[b, text_sub_batch]` logits either).
+    """
+    if text_sub_batch is not None:
+        check_sub_batch_size(text_sub_batch)
+        loss_block_size = loss_block_size or text_sub_batch
+    return make_loss(loss, loss_block_size), loss_block_size

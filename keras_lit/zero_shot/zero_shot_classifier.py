@@ -15,7 +15,9 @@ class ZeroShotClassifier(keras.Model):
     """Images -> class probabilities, from a LiT image tower and class texts.
 
     `probabilities = softmax(temperature * normalize(image_embedding) @
-    class_weights.T)`, where each row of `class_weights` is a class's
+    class_weights.T)` (with a `bias`, from a sigmoid-loss model: each
+    class's own `sigmoid(temperature * cosine + bias)`, as SigLIP reports
+    them), where each row of `class_weights` is a class's
     prompt-ensemble text embedding (see `build_zero_shot_weights`). The class
     names, the `[K, D]` class weights and the image tower travel with the
     model: `model.save("classifier.keras")` and `keras.saving.load_model`
@@ -32,6 +34,8 @@ class ZeroShotClassifier(keras.Model):
             load weights, as `from_config` does).
         temperature: float. Logit scale before the softmax. Defaults to
             `100.0` (CLIP's); `from_lit_model` uses the model's learned one.
+        bias: optional float. The sigmoid loss's logit bias; `None` (the
+            default) gives softmax probabilities.
 
     Call arguments:
         images: `[B, H, W, 3]` pixels in [0, 255] (uint8 or float). Resized
@@ -53,6 +57,7 @@ class ZeroShotClassifier(keras.Model):
         class_names,
         class_weights=None,
         temperature=100.0,
+        bias=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,6 +73,8 @@ class ZeroShotClassifier(keras.Model):
                 "`temperature` must be a finite float > 0. "
                 f"Received: temperature={temperature}"
             )
+        if bias is not None and not np.isfinite(float(bias)):
+            raise ValueError(f"`bias` must be finite. Received: bias={bias}")
         num_classes, width = len(class_names), image_encoder.output_dim
         if class_weights is not None:
             class_weights = np.asarray(class_weights, dtype="float32")
@@ -99,6 +106,7 @@ class ZeroShotClassifier(keras.Model):
         # === Config ===
         self.class_names = class_names
         self.temperature = temperature
+        self.bias = None if bias is None else float(bias)
         self.num_classes = num_classes
         self.built = True
 
@@ -133,6 +141,10 @@ class ZeroShotClassifier(keras.Model):
         )
         if temperature is None:
             temperature = float(ops.convert_to_numpy(model.temperature))
+        if model.head.bias is not None:
+            kwargs.setdefault(
+                "bias", float(ops.convert_to_numpy(model.head.bias))
+            )
         return cls(
             model.image_encoder,
             class_names,
@@ -142,6 +154,8 @@ class ZeroShotClassifier(keras.Model):
         )
 
     def call(self, images, training=False):
+        if self.bias is not None:
+            return ops.sigmoid(self.logits(images))
         return ops.softmax(self.logits(images), axis=-1)
 
     def logits(self, images):
@@ -152,7 +166,8 @@ class ZeroShotClassifier(keras.Model):
             ops.cast(self.image_encoder.project(features), "float32"), axis=-1
         )
         scores = ops.matmul(embeddings, ops.transpose(self.class_weights))
-        return scores * self.temperature
+        scores = scores * self.temperature
+        return scores if self.bias is None else scores + self.bias
 
     def compute_output_spec(self, images, training=False):
         return keras.KerasTensor((images.shape[0], self.num_classes), "float32")
@@ -199,6 +214,7 @@ class ZeroShotClassifier(keras.Model):
                 "image_encoder": keras.layers.serialize(self.image_encoder),
                 "class_names": list(self.class_names),
                 "temperature": self.temperature,
+                "bias": self.bias,
             }
         )
         return config

@@ -12,9 +12,20 @@ import collections
 import keras
 from keras import ops
 
+from keras_lit.losses.blockwise import blockwise_contrastive_terms
+from keras_lit.losses.blockwise import check_block_size
+
 LossTerms = collections.namedtuple(
     "LossTerms",
-    ["loss", "image_to_text_logits", "text_to_image_logits", "labels"],
+    [
+        "loss",
+        "image_to_text_logits",
+        "text_to_image_logits",
+        "labels",
+        "image_to_text_correct",
+        "text_to_image_correct",
+    ],
+    defaults=(None, None),
 )
 LossTerms.__doc__ = """What a LiT loss returns for one replica's rows.
 
@@ -25,6 +36,9 @@ Fields:
     text_to_image_logits: `[b, G]` scores of local texts against every
         image.
     labels: `[b]` global column of each local row's matching pair.
+    image_to_text_correct, text_to_image_correct: optional `[b]` top-1 hits
+        (float), from blockwise losses that never hold the logits (which
+        are then `None`).
 """
 
 
@@ -151,6 +165,12 @@ class ContrastiveLoss(keras.losses.Loss):
       A new loss (sigmoid, blockwise ...) implements `batch_loss` with the
       same arguments and returns `LossTerms`.
 
+    Args:
+        block_size: optional int. Compute the training loss over column
+            blocks of this size (`keras_lit.losses.blockwise`): the same
+            values and gradients with at most `[b, block_size]` logits
+            alive. Defaults to `None` (whole `[b, G]` matrices).
+
     Example:
     >>> import numpy as np
     >>> loss = ContrastiveLoss()
@@ -159,8 +179,11 @@ class ContrastiveLoss(keras.losses.Loss):
     1.3863
     """
 
-    def __init__(self, name="contrastive_loss", **kwargs):
+    def __init__(self, block_size=None, name="contrastive_loss", **kwargs):
         super().__init__(name=name, **kwargs)
+        if block_size is not None:
+            check_block_size(block_size)
+        self.block_size = block_size
 
     def call(self, y_true, y_pred):
         return contrastive_loss_from_logits(y_pred)
@@ -186,8 +209,20 @@ class ContrastiveLoss(keras.losses.Loss):
 
         Returns:
             `LossTerms(loss, image_to_text_logits, text_to_image_logits,
-            labels)`.
+            labels)`; with `block_size`, top-1 hits instead of logits.
         """
+        if self.block_size is not None:
+            loss, image_hits, text_hits = blockwise_contrastive_terms(
+                image_embeddings,
+                text_embeddings,
+                head.temperature,
+                all_image_embeddings=all_image_embeddings,
+                all_text_embeddings=all_text_embeddings,
+                label_offset=label_offset,
+                block_size=self.block_size,
+            )
+            labels = ops.arange(ops.shape(image_embeddings)[0]) + label_offset
+            return LossTerms(loss, None, None, labels, image_hits, text_hits)
         return contrastive_terms(
             image_embeddings,
             text_embeddings,
@@ -196,3 +231,8 @@ class ContrastiveLoss(keras.losses.Loss):
             all_text_embeddings=all_text_embeddings,
             label_offset=label_offset,
         )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"block_size": self.block_size})
+        return config
