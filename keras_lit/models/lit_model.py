@@ -127,10 +127,9 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
         """Configures training; `"auto"` follows LiT's public recipe.
 
         `optimizer="auto"`: AdamW, lr 1e-3, weight decay 1e-4 on kernels,
-        global clip 1.0 (`lit_recipe`). `loss="auto"`: the model's `loss`
-        over the global batch; any object with `batch_loss` works.
-        `jit_compile="auto"` (default): keras_lit's own XLA choice, logged
-        once (`keras_lit.models.jit_choice`); True/False force it.
+        clip 1.0 (`lit_recipe`). `loss="auto"`: the model's `loss`; any
+        object with `batch_loss` works. `jit_compile="auto"` (default):
+        keras_lit's XLA choice, logged once (`models.jit_choice`).
         """
         self.pair_loss = check_loss(
             loss, pair_loss_for(self.loss_name, self.loss_block_size)[0]
