@@ -28,6 +28,7 @@ from keras_lit.models.jit_choice import choose_jit_compile
         ((1, ["CPU"], (), False, True), False, "determinism"),
         ((1, ["CPU"], (), False, False, True), False, "trains convolutions"),
         ((1, ["GPU"], (), False, False, True), True, "one replica"),
+        ((1, ["CPU"], (), False, False, False, True), False, "sub-batches"),
     ],
 )
 def test_choose_jit_compile(arguments, expected, reason):

@@ -26,6 +26,7 @@ def choose_jit_compile(
     run_eagerly=False,
     op_determinism=False,
     trains_convolutions=False,
+    gradient_caching=False,
 ):
     """Whether `jit_compile="auto"` compiles LiT's step with XLA.
 
@@ -39,6 +40,9 @@ def choose_jit_compile(
             deterministic XLA kernel; Keras then leaves XLA off too).
         trains_convolutions: bool. The step computes gradients of
             convolution kernels (an unlocked convolutional image tower).
+        gradient_caching: bool. The model splits batches into text
+            sub-batches (`text_sub_batch`): a loop whose trip count
+            follows the batch size, which XLA needs at compile time.
 
     Returns:
         `(jit_compile, reason)`: a bool and a few words saying why.
@@ -57,6 +61,11 @@ def choose_jit_compile(
         return False, f"layers without XLA support: {names}"
     if op_determinism:
         return False, "op determinism is on"
+    if gradient_caching:
+        return False, (
+            "gradient caching loops over a batch-dependent number of "
+            "sub-batches"
+        )
     if trains_convolutions and all(kind == "CPU" for kind in device_types):
         return False, (
             "the step trains convolutions, whose XLA gradients are slower "
@@ -103,6 +112,7 @@ def auto_jit_compile(model, jit_compile="auto", run_eagerly=False, **_):
         run_eagerly=bool(run_eagerly),
         op_determinism=is_op_determinism_enabled(),
         trains_convolutions=_trains_convolutions(model.image_encoder),
+        gradient_caching=bool(getattr(model, "text_sub_batch", None)),
     )
     print(
         f"keras_lit: LiTModel.compile(jit_compile='auto'): XLA "
