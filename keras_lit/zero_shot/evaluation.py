@@ -15,7 +15,8 @@ Pure numpy functions compute ranks and metrics from embeddings; the
   collapsed model (every score equal) gets the worst rank, not a perfect
   one. When an image has several captions, image -> text uses its
   best-ranked caption (the other captions are not counted as wrong);
-  text -> image has exactly one correct image per caption.
+  text -> image has exactly one correct image per caption. A caption
+  repeated for several images is embedded once, so its copies tie exactly.
 """
 
 import numpy as np
