@@ -197,6 +197,32 @@ def test_evaluate_retrieval_real_model_matches_its_embeddings(lit_model):
         assert results[key] == pytest.approx(value, abs=1e-9), key
 
 
+class PositionNoiseEncoder:
+    """Text embeddings tilt with batch position (cosines move by ~1e-6),
+    like float rounding that differs across a GEMM's rows."""
+
+    def encode_texts(self, texts):
+        base = np.array([[1.0, 0.0] if t == "a" else [0.0, 1.0] for t in texts])
+        noise = 1e-3 * np.arange(len(texts))[:, None] * np.array([[0.0, 1.0]])
+        return (base + noise).astype("float32")
+
+    def encode_images(self, images):
+        return np.tile(np.array([[1.0, 0.0]], "float32"), (len(images), 1))
+
+
+def test_repeated_caption_is_a_tie_whatever_its_batch_position():
+    # Both images have caption "a": each copy must score exactly the same,
+    # so each image sees the other's copy as a tie (rank 2), whichever
+    # copy the noise would have favoured.
+    results = evaluate_retrieval(
+        PositionNoiseEncoder(),
+        {"images": np.zeros((2, 2, 2, 3)), "texts": [["a", "b"], ["a"]]},
+        ks=(1,),
+    )
+    assert results["image_to_text_mean_rank"] == 2.0
+    assert results["image_to_text_recall_at_1"] == 0.0
+
+
 def test_one_caption_per_image_as_plain_strings(lit_model):
     images = random_images(4)
     as_strings = evaluate_retrieval(

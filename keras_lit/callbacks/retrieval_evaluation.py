@@ -5,6 +5,7 @@ from keras_lit.callbacks.evaluation_callback import LiTEncodingCache
 from keras_lit.zero_shot.datasets import check_dataset
 from keras_lit.zero_shot.datasets import retrieval_batches
 from keras_lit.zero_shot.evaluation import DEFAULT_RECALL_KS
+from keras_lit.zero_shot.evaluation import distinct_captions
 from keras_lit.zero_shot.evaluation import evaluate_retrieval
 from keras_lit.zero_shot.evaluation import retrieval_metrics
 from keras_lit.zero_shot.evaluation import retrieval_ranks
@@ -70,6 +71,7 @@ class RetrievalEvaluation(EvaluationCallback):
         self._cache = None
         self._tokens = None
         self._owners = None
+        self._caption_index = None
         self._features = None
         self._fingerprint = None
 
@@ -93,12 +95,14 @@ class RetrievalEvaluation(EvaluationCallback):
             self._features, captions, owners = self._read()
             self._fingerprint = fingerprint
             if self._tokens is None:
-                self._tokens = cache.tokenize(captions)
+                # Each distinct caption once, as `evaluate_retrieval` does.
+                distinct, self._caption_index = distinct_captions(captions)
+                self._tokens = cache.tokenize(distinct)
                 self._owners = owners
         features = self._features
         text_embeddings = np.concatenate(
             list(cache.embed_tokens_in_chunks(self._tokens))
-        )
+        )[self._caption_index]
         image_embeddings = cache.embed_image_features(features)
         ranks = retrieval_ranks(image_embeddings, text_embeddings, self._owners)
         return retrieval_metrics(*ranks, ks=self.ks)

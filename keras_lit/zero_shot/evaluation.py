@@ -15,7 +15,8 @@ Pure numpy functions compute ranks and metrics from embeddings; the
   collapsed model (every score equal) gets the worst rank, not a perfect
   one. When an image has several captions, image -> text uses its
   best-ranked caption (the other captions are not counted as wrong);
-  text -> image has exactly one correct image per caption.
+  text -> image has exactly one correct image per caption. A caption
+  repeated for several images is embedded once, so its copies tie exactly.
 """
 
 import numpy as np
@@ -169,6 +170,19 @@ def retrieval_metrics(image_to_text_ranks, text_to_image_ranks, ks=(1, 5, 10)):
     return results
 
 
+def distinct_captions(captions):
+    """`(distinct captions in first-seen order, int64 index of each caption)`.
+
+    Retrieval embeds each distinct caption once: a caption repeated for
+    several images then scores exactly the same against every image, so
+    the pessimistic tie rule always applies to it, whatever batch position
+    (and float rounding) each copy would have had.
+    """
+    positions = {}
+    index = [positions.setdefault(text, len(positions)) for text in captions]
+    return list(positions), np.asarray(index, dtype="int64")
+
+
 # --- Evaluators -----------------------------------------------------------
 
 
@@ -303,14 +317,15 @@ def evaluate_retrieval(
         raise ValueError(
             f"The retrieval dataset has no captions under '{text_key}'."
         )
+    distinct, caption_index = distinct_captions(captions)
     encode = encoder_function(model, "encode_texts", max(batch_size, 256))
     chunk = 4096
     text_embeddings = np.concatenate(
         [
-            l2_normalize(encode(captions[i : i + chunk]))
-            for i in range(0, len(captions), chunk)
+            l2_normalize(encode(distinct[i : i + chunk]))
+            for i in range(0, len(distinct), chunk)
         ]
-    )
+    )[caption_index]
     ranks = retrieval_ranks(
         l2_normalize(np.concatenate(image_embeddings)), text_embeddings, owners
     )
