@@ -272,14 +272,16 @@ def resolve_jit_compile(value, precomputed, strategy):
     return "auto"
 
 
+def check_positive_int(key, value):
+    """A config value that must be a positive integer, else one line."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CLIError(f"{key} must be a positive integer. Received: {value!r}")
+    return value
+
+
 def check_steps_per_execution(value):
     """`train.steps_per_execution`: training steps per compiled call."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CLIError(
-            "train.steps_per_execution must be a positive integer. "
-            f"Received: {value!r}"
-        )
-    return value
+    return check_positive_int("train.steps_per_execution", value)
 
 
 # --- Subcommands ----------------------------------------------------------
@@ -346,6 +348,9 @@ def cmd_train(args):
         )
 
     callbacks = [keras.callbacks.TerminateOnNaN()]
+    # Counters filled before `fit` (a precompute run resumes its shards
+    # without reading them again): saved with each backup and restored.
+    counters = []
     seed = int(config["seed"])
     if data["format"] == "precomputed":
         dataset = load_precomputed(
@@ -374,6 +379,7 @@ def cmd_train(args):
             strategy=strategy,
         )
         callbacks.append(source.skipped_images)
+        counters.append(source.skipped_images)
         dataset = load_precomputed(
             embeddings_dir, batch_size=global_batch, seed=seed
         )
@@ -385,23 +391,41 @@ def cmd_train(args):
     steps = int(train["steps"])
     steps_per_epoch = max(1, min(int(train["steps_per_epoch"]), steps))
     epochs = math.ceil(steps / steps_per_epoch)
+    dataset = dataset.repeat()
+    initial_epoch = 0
     if train["checkpoints"]:
-        callbacks.append(
-            keras.callbacks.BackupAndRestore(
-                distribute.worker_backup_dir(
-                    os.path.join(output_dir, "backup"), strategy
-                ),
-                delete_checkpoint=False,
-            )
+        from keras_lit.callbacks import StepBackupAndRestore
+
+        backup = StepBackupAndRestore(
+            distribute.worker_backup_dir(
+                os.path.join(output_dir, "backup"), strategy
+            ),
+            save_every=check_positive_int(
+                "train.checkpoint_every", train["checkpoint_every"]
+            ),
+            total_steps=epochs * steps_per_epoch,
+            counters=counters,
         )
+        done = backup.restore(model)
+        if done:
+            log(f"Resuming after step {done} from {backup.backup_dir}")
+        dataset = backup.resume_dataset(dataset)
+        initial_epoch = backup.initial_epoch(steps_per_epoch)
+        callbacks.append(backup)
+    if train["batch_log"]:
+        from keras_lit.callbacks.step_backup import log_batches
+
+        first_step = backup.restored_step if train["checkpoints"] else 0
+        dataset = log_batches(dataset, train["batch_log"], first_step)
     if train["tensorboard"]:
         callbacks.append(
             keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"))
         )
     log(f"Training {steps} steps ({epochs} epochs of {steps_per_epoch})")
     history = model.fit(
-        dataset.repeat(),
+        dataset,
         epochs=epochs,
+        initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
         verbose=2 if args.quiet else 1,

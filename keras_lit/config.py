@@ -74,6 +74,8 @@ DEFAULT_CONFIG = {
         "precompute_dtype": "float32",
         "mixed_precision": False,
         "checkpoints": True,
+        "checkpoint_every": 100,  # steps between backups (exact resume)
+        "batch_log": None,  # debugging: a file of one line per batch read
         "tensorboard": True,
         "jit_compile": "auto",
         "steps_per_execution": 1,
