@@ -82,11 +82,19 @@ def batch_log(path):
     return [(int(s), c) for s, c in (line.split() for line in lines if line)]
 
 
-def kill_at(process, log_path, step):
-    """SIGKILLs `process` once its pipeline has produced batch `step`."""
+def backup_step(root):
+    path = root / "resumed" / "backup" / "state.json"
+    try:
+        return json.loads(path.read_text())["step"]
+    except (OSError, ValueError):  # Not written yet.
+        return 0
+
+
+def kill_after_backup(process, root, step):
+    """SIGKILLs `process` once it has backed up step `step` (or later)."""
     deadline = time.time() + 600
     while process.poll() is None and time.time() < deadline:
-        if any(index >= step for index, _ in batch_log(log_path)):
+        if backup_step(root) >= step:
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
@@ -104,17 +112,16 @@ def final_weights(path):
 def test_sigkill_twice_then_resume_matches_uninterrupted_run(tmp_path):
     write_run(tmp_path)
     rng = random.Random()
-    # One kill in the middle of the first epoch, one later.
-    kills = [rng.randint(2, 4), rng.randint(7, 12)]
+    # Backups every 2 steps; epochs of 5. The first restart lands in the
+    # middle of the first epoch, the second later (a kill lands wherever
+    # training is once the backup exists).
+    kills = [rng.choice([2, 4]), rng.choice([6, 8, 12])]
     reference = start(tmp_path, "straight")  # runs alongside
     logs = tmp_path / "resumed.log"
     restarts = []
     for kill in kills:
-        kill_at(start(tmp_path, "resumed"), logs, kill)
-        state = json.loads(
-            (tmp_path / "resumed" / "backup" / "state.json").read_text()
-        )
-        restarts.append(state["step"])
+        kill_after_backup(start(tmp_path, "resumed"), tmp_path, kill)
+        restarts.append(backup_step(tmp_path))
         logs.rename(tmp_path / f"killed-at-{kill}.log")
     final = start(tmp_path, "resumed")
     output = final.communicate()[0]
@@ -141,7 +148,7 @@ def test_sigkill_twice_then_resume_matches_uninterrupted_run(tmp_path):
         assert indices == list(range(first, first + len(indices)))
         for index, checksum in batches:
             assert reference_batches[index] == checksum, (path, index)
-    assert 0 < restarts[0] <= kills[0] and restarts[0] < restarts[1]
+    assert restarts[0] % STEPS_PER_EPOCH and restarts[0] < restarts[1]
     assert f"Resuming after step {restarts[1]}" in output
     # The skipped-image counts (precompute ran before the kills and is not
     # read again) survive both restarts.

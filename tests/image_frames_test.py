@@ -1,0 +1,108 @@
+"""GIF frame sizes and animated WebP: Python and TF ops on shared vectors."""
+
+import io
+import struct
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from keras_lit.image_frames import gif_layout
+from keras_lit.image_frames import gif_layout_tf
+from keras_lit.image_frames import webp_is_animated
+from keras_lit.image_frames import webp_is_animated_tf
+
+
+def animated(fmt, sizes=((20, 30), (20, 30), (20, 30)), **options):
+    frames = [
+        Image.fromarray(np.full((h, w, 3), 40 * i, np.uint8))
+        for i, (h, w) in enumerate(sizes)
+    ]
+    buffer = io.BytesIO()
+    frames[0].save(
+        buffer, fmt, save_all=True, append_images=frames[1:], **options
+    )
+    return buffer.getvalue()
+
+
+def screen_says(data, height, width):
+    """The GIF with its logical screen size overwritten."""
+    return data[:6] + struct.pack("<HH", width, height) + data[10:]
+
+
+def still_gif(height, width, palette=True):
+    image = Image.fromarray(np.zeros((height, width), np.uint8), "L")
+    buffer = io.BytesIO()
+    (image.convert("P") if palette else image).save(buffer, "GIF")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def vectors():
+    gif = animated("GIF", duration=100, loop=0)
+    cases = {
+        "animated": (gif, (20, 30, 1800, 3, True)),
+        "still": (still_gif(7, 9), (7, 9, 63, 1, True)),
+        "frame over screen": (
+            screen_says(still_gif(300, 400), 1, 1),
+            (300, 400, 120000, 1, True),
+        ),
+        "no trailer": (gif[:-1], (20, 30, 1800, 3, False)),
+        "not a gif": (b"\x89PNG\r\n\x1a\nxxxxxxxx", (0, 0, 0, 0, False)),
+        "empty": (b"", (0, 0, 0, 0, False)),
+        "garbage block": (gif[:-1] + b"\x99", (20, 30, 1800, 3, False)),
+    }
+    # Cut after every byte: every prefix but the whole file is incomplete.
+    for cut in range(0, len(gif) - 1, 7):
+        cases[f"cut at {cut}"] = (gif[:cut], None)
+    return cases
+
+
+def test_python_and_tf_agree_on_shared_vectors(vectors):
+    layout_tf = tf.function(gif_layout_tf)
+    for name, (data, expected) in vectors.items():
+        got = gif_layout(data)
+        got_tf = tuple(v.numpy().item() for v in layout_tf(tf.constant(data)))
+        assert got_tf == got, name
+        if expected is not None:
+            assert got == expected, name
+        else:
+            assert got[-1] is False, name
+
+
+def raw_gif(sizes, screen=(1, 1)):
+    """A GIF with frames of `sizes` (pixel data is a stub: layout only)."""
+    header = b"GIF89a" + struct.pack("<HHBBB", screen[1], screen[0], 0x80, 0, 0)
+    blocks = [header, b"\x00" * 6, b"\x21\xf9\x04\x00\x00\x00\x00\x00"]
+    for height, width in sizes:
+        blocks.append(b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0))
+        blocks.append(b"\x02\x03\x44\x01\x05\x00")
+    return b"".join(blocks) + b"\x3b"
+
+
+def test_mixed_frame_sizes_report_the_largest_and_the_sum():
+    data = raw_gif([(10, 50), (40, 5)])
+    assert gif_layout(data) == (40, 50, 700, 2, True)
+    got = tuple(v.numpy().item() for v in gif_layout_tf(data))
+    assert got == (40, 50, 700, 2, True)
+
+
+def test_block_limit_refuses_endless_gifs():
+    data = animated("GIF", sizes=((2, 2),) * 5, duration=50)
+    assert gif_layout(data, max_blocks=4)[-1] is False
+    assert not gif_layout_tf(data, max_blocks=4)[-1]
+    assert gif_layout(data)[-1] is True
+
+
+def test_animated_webp_detected():
+    anim = animated("WEBP", duration=100)
+    still = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(still, "WEBP")
+    for data, expected in [
+        (anim, True),
+        (still.getvalue(), False),
+        (b"", False),
+    ]:
+        assert webp_is_animated(data) is expected
+        assert bool(webp_is_animated_tf(data)) is expected
