@@ -1,0 +1,42 @@
+"""Config values of the wrong kind: one line naming the key (issue 18)."""
+
+import pytest
+
+from keras_lit.config import ConfigError
+from keras_lit.config import load_config
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("train.global_batch_size=[8, 16]", "train.global_batch_size must be"),
+        ("image_tower.image_size=32", "image_tower.image_size must be a list"),
+        ("image_tower.image_size=[32, 0]", "image_tower.image_size must be"),
+        ("seed=abc", "seed must be a non-negative integer. Received: 'abc'"),
+        ("train.steps=many", "train.steps must be a positive integer"),
+        ("train.steps=0", "train.steps must be a positive integer"),
+        ("train.learning_rate=fast", "train.learning_rate must be a number"),
+        ("train.checkpoints=maybe", "train.checkpoints must be true or false"),
+        ("train.checkpoint_every=-1", "train.checkpoint_every must be"),
+        ("train.steps={a: [", "--set train.steps: the value"),
+    ],
+)
+def test_wrong_kinds_name_the_key(override, message):
+    with pytest.raises(ConfigError) as failure:
+        load_config(overrides=[override])
+    assert message in str(failure.value)
+    assert "\n" not in str(failure.value)
+
+
+def test_right_kinds_are_normalised():
+    config = load_config(
+        overrides=[
+            "train.learning_rate=1e-3",  # YAML reads this as a string
+            "seed='7'",
+            "train.steps=20.0",
+            "train.clipnorm=null",
+        ]
+    )
+    assert config["train"]["learning_rate"] == 0.001
+    assert config["seed"] == 7 and config["train"]["steps"] == 20
+    assert config["train"]["clipnorm"] is None
