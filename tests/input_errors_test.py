@@ -1,4 +1,6 @@
-"""Config values of the wrong kind: one line naming the key (issue 18)."""
+"""Bad config values and bad data files: errors naming the key or file."""
+
+import os
 
 import pytest
 
@@ -40,3 +42,17 @@ def test_right_kinds_are_normalised():
     assert config["train"]["learning_rate"] == 0.001
     assert config["seed"] == 7 and config["train"]["steps"] == 20
     assert config["train"]["clipnorm"] is None
+
+
+def test_bad_data_files_are_named(tmp_path):
+    from keras_lit.data import csv_dataset
+    from keras_lit.data import tfrecord_dataset
+
+    garbage = tmp_path / "pairs.csv"
+    garbage.write_bytes(b"image,caption\n" + os.urandom(64) + b"\xff\xfe")
+    with pytest.raises(ValueError, match="pairs.csv: not a UTF-8 text file"):
+        csv_dataset(str(garbage), image_size=(8, 8))
+    shard = tmp_path / "train-0.tfrecord"
+    shard.write_bytes(os.urandom(100))
+    with pytest.raises(ValueError, match="train-0.tfrecord: not a TFRecord"):
+        tfrecord_dataset(str(shard), image_size=(8, 8))
