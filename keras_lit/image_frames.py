@@ -1,4 +1,4 @@
-"""What a decoder really allocates for GIF and WebP: frames, not headers.
+"""What a decoder really meets: GIF frames, WebP animation, JPEG markers.
 
 A GIF's logical screen size (header bytes 6-10) is not what TensorFlow's
 decoder allocates: every frame carries its own size in its image
@@ -21,7 +21,14 @@ image descriptors read) up to the trailer and report the largest frame's
 height and width, the frames' pixels added up, the frame count and whether
 the file is complete (a trailer reached with every block whole). A GIF cut
 after some of its frames, which TF would decode silently, is incomplete.
+
+`jpeg_structure_ok` / `jpeg_structure_ok_tf` walk a JPEG's segments and
+scans the same way, so that the corruptions that make TF's decoder fail
+without saying which image ("jpeg::Uncompress failed") are refused first,
+with the image's index.
 """
+
+import re
 
 import tensorflow as tf
 
@@ -229,3 +236,152 @@ def _chain_ends(values, length):
     )
     # A chain that reached its terminator ends one byte after it.
     return tf.where(step <= length - 1, step + 1, length + 1)
+
+
+# --- JPEG marker structure --------------------------------------------------
+
+# Markers a decoder accepts once the first scan has begun: DHT, DAC, SOS,
+# EOI, DQT, DNL, DRI, APPn, COM and TEM. Anything else there (a second SOI
+# or SOF, a reserved marker) makes libjpeg fail ("jpeg::Uncompress failed");
+# it is what random bytes written over the middle of a JPEG produce.
+_JPEG_AFTER_SCAN = frozenset(
+    [0xC4, 0xCC, 0xDA, 0xD9, 0xDB, 0xDC, 0xDD, 0xFE, 0x01]
+    + list(range(0xE0, 0xF0))
+)
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+MAX_JPEG_SEGMENTS = 4096
+
+
+def jpeg_structure_ok(data, max_segments=MAX_JPEG_SEGMENTS):
+    """True when a JPEG's segments and scans are well formed up to EOI.
+
+    Pure Python. Walks the segments (each length-prefixed), skips each
+    scan's entropy-coded data to the next marker (a `FF` byte not followed
+    by a stuffed `00`, a restart marker or another `FF`) and requires every
+    marker after the first scan to be one a decoder accepts there, and an
+    end-of-image marker. Catches the corruptions that make TF's decoder
+    fail; a JPEG whose entropy-coded data is damaged without breaking its
+    markers still decodes (libjpeg fills what it cannot read).
+    """
+    data = bytes(data)
+    length = len(data)
+    if data[:2] != b"\xff\xd8":
+        return False
+    position, seen_scan = 2, False
+    for _ in range(max_segments):
+        if position + 1 >= length or data[position] != 0xFF:
+            return False
+        marker = data[position + 1]
+        if marker == 0xFF:  # Fill byte.
+            position += 1
+            continue
+        if marker == 0xD9:
+            return seen_scan
+        if seen_scan and marker not in _JPEG_AFTER_SCAN:
+            return False
+        if not seen_scan and (marker == 0xD8 or marker < 0xC0):
+            if marker != 0x01:
+                return False
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            position += 2
+            continue
+        if position + 4 > length:
+            return False
+        size = int.from_bytes(data[position + 2 : position + 4], "big")
+        if size < 2:
+            return False
+        position += 2 + size
+        if marker == 0xDA:
+            seen_scan = True
+            found = _JPEG_MARKER.search(data, position)
+            position = found.start() if found else length
+    return False
+
+
+def jpeg_structure_ok_tf(data, max_segments=MAX_JPEG_SEGMENTS):
+    """`jpeg_structure_ok` in TensorFlow ops: a bool scalar.
+
+    Costs nothing for data that is not a JPEG. The scans' entropy-coded
+    data is skipped with one `searchsorted` over the positions of every
+    marker-like `FF xx` pair, so the loop runs once per segment.
+    """
+    data = tf.convert_to_tensor(data, tf.string)
+    is_jpeg = tf.equal(tf.strings.substr(data, 0, 2), b"\xff\xd8")
+    jpeg = tf.where(is_jpeg, data, "")
+    values = tf.cast(tf.io.decode_raw(jpeg, tf.uint8), tf.int64)
+    length = tf.size(values, out_type=tf.int64)
+    padded = tf.concat([values, tf.zeros([4], tf.int64)], 0)
+    following = padded[1 : length + 1]
+    is_marker = (
+        tf.equal(values, 0xFF)
+        & tf.not_equal(following, 0x00)
+        & tf.not_equal(following, 0xFF)
+        & ((following < 0xD0) | (following > 0xD7))
+    )
+    markers = tf.where(is_marker)[:, 0]
+    markers_or_end = tf.concat([markers, length[None]], 0)
+    allowed = tf.scatter_nd(
+        [[code] for code in sorted(_JPEG_AFTER_SCAN)],
+        tf.ones([len(_JPEG_AFTER_SCAN)], tf.bool),
+        [256],
+    )
+
+    def byte(position):
+        return tf.gather(padded, tf.clip_by_value(position, 0, length + 3))
+
+    def condition(step, position, seen_scan, done, ok):
+        return (step < max_segments) & tf.logical_not(done)
+
+    def body(step, position, seen_scan, done, ok):
+        marker = byte(position + 1)
+        broken = (position + 1 >= length) | tf.not_equal(byte(position), 0xFF)
+        fill = tf.equal(marker, 0xFF)
+        end = tf.equal(marker, 0xD9)
+        standalone = tf.equal(marker, 0x01) | (
+            (marker >= 0xD0) & (marker <= 0xD7)
+        )
+        bad_after_scan = seen_scan & tf.logical_not(tf.gather(allowed, marker))
+        bad_before_scan = tf.logical_not(seen_scan) & (
+            tf.equal(marker, 0xD8) | ((marker < 0xC0) & ~tf.equal(marker, 1))
+        )
+        size = byte(position + 2) * 256 + byte(position + 3)
+        short = (position + 4 > length) | (size < 2)
+        is_scan = tf.equal(marker, 0xDA)
+        after_segment = position + 2 + size
+        # The first marker at or after the scan header; `length` if none.
+        next_marker_index = tf.searchsorted(
+            markers, after_segment[None], side="left"
+        )[0]
+        scan_end = tf.gather(markers_or_end, next_marker_index)
+        next_position = tf.where(
+            fill,
+            position + 1,
+            tf.where(
+                standalone,
+                position + 2,
+                tf.where(is_scan, scan_end, after_segment),
+            ),
+        )
+        failed = broken | (~fill & ~end & (bad_after_scan | bad_before_scan))
+        failed |= ~fill & ~end & ~standalone & short
+        finished = failed | (~broken & end)
+        return (
+            step + 1,
+            next_position,
+            seen_scan | (is_scan & ~failed),
+            finished,
+            ~failed & end & seen_scan,
+        )
+
+    _, _, _, done, ok = tf.while_loop(
+        condition,
+        body,
+        (
+            tf.constant(0, tf.int64),
+            tf.constant(2, tf.int64),
+            tf.constant(False),
+            tf.logical_not(is_jpeg),
+            tf.constant(False),
+        ),
+    )
+    return is_jpeg & done & ok

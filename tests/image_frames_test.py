@@ -10,6 +10,8 @@ from PIL import Image
 
 from keras_lit.image_frames import gif_layout
 from keras_lit.image_frames import gif_layout_tf
+from keras_lit.image_frames import jpeg_structure_ok
+from keras_lit.image_frames import jpeg_structure_ok_tf
 from keras_lit.image_frames import webp_is_animated
 from keras_lit.image_frames import webp_is_animated_tf
 
@@ -106,3 +108,49 @@ def test_animated_webp_detected():
     ]:
         assert webp_is_animated(data) is expected
         assert bool(webp_is_animated_tf(data)) is expected
+
+
+def jpeg(pixels, **options):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+def test_jpeg_structure_python_and_tf_agree_and_match_tf_decoding():
+    """Corrupted middles: refused exactly when TF's decoder fails (sample)."""
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    valid = [
+        jpeg(noise, quality=90),
+        jpeg(noise, quality=1, progressive=True),
+        jpeg(noise, optimize=True),
+        jpeg(np.full((9, 7, 3), 77, np.uint8)),
+    ]
+    cases = [(data, True) for data in valid]
+    base = valid[0]
+    for _ in range(60):
+        start = int(rng.integers(700, len(base) - 300))
+        size = int(rng.integers(1, 300))
+        garbage = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        cases.append((base[:start] + garbage + base[start + size :], None))
+    cases += [(base[:-1], False), (base[:100], False), (b"", False)]
+    cases += [(b"\xff\xd8" + b"\xff" * 50, False), (b"GIF89a", False)]
+    check_tf = tf.function(jpeg_structure_ok_tf)
+    refused_and_failing = 0
+    for data, expected in cases:
+        got = jpeg_structure_ok(data)
+        assert bool(check_tf(tf.constant(data))) == got
+        if expected is not None:
+            assert got is expected
+            continue
+        try:
+            tf.io.decode_image(data, channels=3, expand_animations=False)
+            decodes = True
+        except tf.errors.InvalidArgumentError:
+            decodes = False
+        # Whatever TF's decoder refuses, the structure check refuses too
+        # (it runs first and names the image).
+        if not decodes:
+            assert not got
+            refused_and_failing += 1
+    assert refused_and_failing >= 10
