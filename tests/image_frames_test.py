@@ -12,6 +12,8 @@ from keras_lit.image_frames import gif_layout
 from keras_lit.image_frames import gif_layout_tf
 from keras_lit.image_frames import jpeg_structure_ok
 from keras_lit.image_frames import jpeg_structure_ok_tf
+from keras_lit.image_frames import png_structure_ok
+from keras_lit.image_frames import png_structure_ok_tf
 from keras_lit.image_frames import webp_is_animated
 from keras_lit.image_frames import webp_is_animated_tf
 
@@ -154,3 +156,21 @@ def test_jpeg_structure_python_and_tf_agree_and_match_tf_decoding():
             assert not got
             refused_and_failing += 1
     assert refused_and_failing >= 10
+
+
+def test_png_structure_python_and_tf_agree():
+    pixels = np.random.default_rng(0).integers(0, 255, (20, 30, 3), np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    png = buffer.getvalue()
+    bad_crc = png[:29] + bytes([png[29] ^ 1]) + png[30:]
+    cases = [(png, True), (png + b"trailing", True), (bad_crc, False)]
+    cases += [(png[:cut], False) for cut in (len(png) - 1, len(png) - 5, 40)]
+    cases += [(b"", False), (b"\x89PNG\r\n\x1a\n", False), (b"GIF89a", False)]
+    check_tf = tf.function(png_structure_ok_tf)
+    for data, expected in cases:
+        assert png_structure_ok(data) is expected
+        assert bool(check_tf(tf.constant(data))) is expected
+        if not expected and data[:4] == b"\x89PNG":
+            with pytest.raises(tf.errors.InvalidArgumentError):
+                tf.io.decode_image(data, channels=3, expand_animations=False)
