@@ -1,6 +1,7 @@
 """GIF frame sizes and animated WebP: Python and TF ops on shared vectors."""
 
 import io
+import json
 import struct
 
 import numpy as np
@@ -10,12 +11,12 @@ from PIL import Image
 
 from keras_lit.image_frames import gif_layout
 from keras_lit.image_frames import gif_layout_tf
-from keras_lit.image_frames import jpeg_structure_ok
-from keras_lit.image_frames import jpeg_structure_ok_tf
-from keras_lit.image_frames import png_structure_ok
-from keras_lit.image_frames import png_structure_ok_tf
 from keras_lit.image_frames import webp_is_animated
 from keras_lit.image_frames import webp_is_animated_tf
+from keras_lit.image_structure import jpeg_structure_ok
+from keras_lit.image_structure import jpeg_structure_ok_tf
+from keras_lit.image_structure import png_structure_ok
+from keras_lit.image_structure import png_structure_ok_tf
 
 
 def animated(fmt, sizes=((20, 30), (20, 30), (20, 30)), **options):
@@ -174,3 +175,42 @@ def test_png_structure_python_and_tf_agree():
         if not expected and data[:4] == b"\x89PNG":
             with pytest.raises(tf.errors.InvalidArgumentError):
                 tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def test_every_python_side_decode_path_bounds_gif_frames(tmp_path):
+    """Data pipeline and `image_ops.decode_image` (CLI, Keras classify)."""
+    from keras_lit import image_ops
+    from keras_lit.data import folder_dataset
+    from keras_lit.image_frames import frame_problem
+
+    bomb = screen_says(still_gif(300, 400), 1, 1)  # 120,000 px behind 1x1
+    limit = 100_000
+    assert "GIF frames need 400x300" in frame_problem(bomb, limit)
+    assert frame_problem(bomb, 10**6) is None
+    with pytest.raises(tf.errors.InvalidArgumentError, match="GIF frames"):
+        image_ops.decode_image(bomb, max_pixels=limit)
+    assert image_ops.decode_image(bomb).shape == (300, 400, 3)
+    anim = animated("WEBP", duration=100)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="animated WebP"):
+        image_ops.decode_image(anim)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "bomb.gif").write_bytes(bomb)
+    (folder / "cut.gif").write_bytes(animated("GIF", duration=9)[:150])
+    (folder / "ok.gif").write_bytes(still_gif(20, 20))
+    (folder / "anim.webp").write_bytes(anim)
+    (folder / "captions.jsonl").write_text(
+        "".join(
+            json.dumps({"file_name": name, "text": "x"}) + "\n"
+            for name in ["bomb.gif", "cut.gif", "ok.gif", "anim.webp"]
+        )
+    )
+    dataset = folder_dataset(
+        str(folder),
+        image_size=(8, 8),
+        batch_size=1,
+        shuffle=False,
+        max_pixels=limit,
+    )
+    assert len(list(dataset)) == 1
+    assert dataset.skipped_images.counts["corrupt"] == 3
