@@ -84,7 +84,7 @@ def test_bad_json_is_400_never_500(client):
         b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1): "nested",
         b'{"instances": ["\\ud800"]}': "not valid Unicode",
         b'{"\\udfff": 1}': "not valid Unicode",
-        b"{nope": "not valid JSON",
+        b"{nope": "JSON Parse error",
         b"\xff\xfe": "not UTF-8",
     }
     for body, message in cases.items():

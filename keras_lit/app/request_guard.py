@@ -141,7 +141,7 @@ def check_json(body):
     except RecursionError:
         return f"Request JSON is nested too deeply (over {MAX_JSON_DEPTH})."
     except ValueError as failure:
-        return f"Request body is not valid JSON: {failure}"
+        return f"JSON Parse error: {failure}"
     depth = json_depth(value, MAX_JSON_DEPTH + 1)
     if depth > MAX_JSON_DEPTH:
         return f"Request JSON is nested too deeply (over {MAX_JSON_DEPTH})."
