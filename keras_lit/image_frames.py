@@ -16,76 +16,83 @@ One rule, two implementations checked against the same test vectors
 - `gif_layout_tf(data)`: TensorFlow ops, for the SavedModel signatures and
   `tf.data` pipelines (no Python at serving time).
 
-Both walk the GIF's blocks (extensions skipped sub-block by sub-block,
-image descriptors read) up to the trailer and report the largest frame's
-height and width, the frames' pixels added up, the frame count and whether
-the file is complete (a trailer reached with every block whole). A GIF cut
-after some of its frames, which TF would decode silently, is incomplete.
+Both walk the GIF's blocks (extensions and image data skipped in runs of
+same-size sub-blocks, image descriptors read) up to the trailer and
+report the largest frame's height and width, the frames' pixels added
+up, the frame count and whether the file is complete (a trailer reached
+with every block whole). A GIF cut after some of its frames, which TF
+would decode silently, is incomplete.
 
 JPEG and PNG structure checks live in `keras_lit.image_structure`.
 """
 
 import tensorflow as tf
 
-# Blocks walked before a GIF is refused as having too many frames: each
-# frame is at least one block, so this also caps the frame count.
-MAX_GIF_BLOCKS = 4096
+# Steps walked before a GIF is refused as malformed. A step reads one block
+# header (an extension, an image descriptor, the trailer) or skips a run of
+# up to `GIF_RUN` consecutive sub-blocks of the same size (encoders write
+# 255-byte sub-blocks, so a frame's data is a few steps whatever its size).
+MAX_GIF_STEPS = 8192
+GIF_RUN = 256
 _TWO = tf.constant(2, tf.int64)
 _ZERO = tf.constant(0, tf.int64)
 
 
-def gif_layout(data, max_blocks=MAX_GIF_BLOCKS):
+def gif_layout(data, max_steps=MAX_GIF_STEPS):
     """`(max_height, max_width, total_pixels, frames, complete)` of a GIF.
 
     Pure Python. `complete` is False when the file ends inside a block or
-    before the trailer, or when it holds more than `max_blocks` blocks.
-    Returns zeros and `complete=False` for data that is not a GIF.
+    before the trailer, or when walking it takes more than `max_steps`
+    steps. Returns zeros and `complete=False` for data that is not a GIF.
     """
     data = bytes(data)
-    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
+    length = len(data)
+    if data[:6] not in (b"GIF87a", b"GIF89a") or length < 13:
         return 0, 0, 0, 0, False
-    position = 13
-    if data[10] & 0x80:  # Global colour table.
-        position += 3 * (2 ** ((data[10] & 7) + 1))
+    position = 13 + _table_size(data[10])
+    in_chain = False
     max_height = max_width = total = frames = 0
-    for _ in range(max_blocks):
-        if position >= len(data):
+    for _ in range(max_steps):
+        if position >= length:
             break
+        if in_chain:
+            size = data[position]
+            if size == 0:
+                position += 1
+                in_chain = False
+                continue
+            run = 0
+            while (
+                run < GIF_RUN
+                and position + (size + 1) * run < length
+                and data[position + (size + 1) * run] == size
+            ):
+                run += 1
+            position += (size + 1) * run
+            continue
         introducer = data[position]
         if introducer == 0x3B:  # Trailer.
             return max_height, max_width, total, frames, True
         if introducer == 0x21:  # Extension: label, then sub-blocks.
-            position = _skip_sub_blocks(data, position + 2)
-        elif introducer == 0x2C:  # Image descriptor.
-            if position + 10 > len(data):
-                break
+            position += 2
+        elif introducer == 0x2C and position + 10 <= length:
             width = int.from_bytes(data[position + 5 : position + 7], "little")
             height = int.from_bytes(data[position + 7 : position + 9], "little")
-            flags = data[position + 9]
             frames += 1
             total += width * height
             max_height = max(max_height, height)
             max_width = max(max_width, width)
-            position += 10
-            if flags & 0x80:  # Local colour table.
-                position += 3 * (2 ** ((flags & 7) + 1))
-            # LZW minimum code size, then the image data sub-blocks.
-            position = _skip_sub_blocks(data, position + 1)
+            # Descriptor, local colour table, LZW code size, sub-blocks.
+            position += 11 + _table_size(data[position + 9])
         else:
             break
-        if position is None:
-            break
+        in_chain = True
     return max_height, max_width, total, frames, False
 
 
-def _skip_sub_blocks(data, position):
-    """The position after a sub-block chain's terminator, else `None`."""
-    while position < len(data):
-        size = data[position]
-        if size == 0:
-            return position + 1
-        position += 1 + size
-    return None
+def _table_size(flags):
+    """Bytes of the colour table a GIF's flags byte announces."""
+    return 3 * (2 ** ((flags & 7) + 1)) if flags & 0x80 else 0
 
 
 def webp_is_animated(data):
@@ -99,14 +106,13 @@ def webp_is_animated(data):
     )
 
 
-def gif_layout_tf(data, max_blocks=MAX_GIF_BLOCKS):
+def gif_layout_tf(data, max_steps=MAX_GIF_STEPS):
     """`gif_layout` in TensorFlow ops: int64 scalars and a bool.
 
-    Costs nothing for data that is not a GIF (the walk sees no bytes). For
-    a GIF, each extension's or frame's sub-block chain is skipped with one
-    gather: a jump table built by pointer doubling (log2 of the file size
-    passes of one gather each) maps every position to the end of the chain
-    that starts there, so the loop runs once per block, not per sub-block.
+    The same steps as `gif_layout`, one loop iteration each; a run of
+    same-size sub-blocks is measured with one gather of `GIF_RUN` sizes.
+    Costs almost nothing for data that is not a GIF (the walk sees no
+    bytes).
     """
     data = tf.convert_to_tensor(data, tf.string)
     is_gif = tf.equal(tf.strings.substr(data, 0, 6), b"GIF87a") | tf.equal(
@@ -116,70 +122,88 @@ def gif_layout_tf(data, max_blocks=MAX_GIF_BLOCKS):
     gif = tf.where(is_gif, data, "")
     values = tf.cast(tf.io.decode_raw(gif, tf.uint8), tf.int64)
     length = tf.size(values, out_type=tf.int64)
-    # Reads past the end give 0; the walk checks positions itself.
     padded = tf.concat([values, tf.zeros([16], tf.int64)], 0)
+    run_offsets = tf.range(GIF_RUN, dtype=tf.int64)
 
     def byte(position):
         return tf.gather(padded, tf.clip_by_value(position, 0, length + 15))
 
-    def le16(position):
-        return byte(position) + 256 * byte(position + 1)
+    def table_size(flags):
+        return tf.where(
+            flags >= 128, 3 * tf.bitwise.left_shift(_TWO, flags % 8), _ZERO
+        )
 
-    jump = _chain_ends(values, length)
+    def chain_step(position):
+        size = byte(position)
+        stride = size + 1
+        positions = position + stride * run_offsets
+        same = (positions < length) & tf.equal(
+            tf.gather(padded, tf.clip_by_value(positions, 0, length + 15)),
+            size,
+        )
+        # The run ends at the first sub-block of another size.
+        run = tf.reduce_sum(
+            tf.cast(tf.math.cumprod(tf.cast(same, tf.int64)), tf.int64)
+        )
+        ends = tf.equal(size, 0)
+        return tf.where(ends, position + 1, position + stride * run), ends
 
-    def skip_sub_blocks(position):
-        # `length + 1` marks a chain that runs off the end (truncated).
-        inside = position < length
-        end = tf.gather(jump, tf.clip_by_value(position, 0, length))
-        return tf.where(inside, end, length + 1)
+    def condition(step, position, in_chain, done, *stats):
+        return (step < max_steps) & (position < length) & tf.logical_not(done)
 
-    screen_flags = byte(tf.constant(10, tf.int64))
-    start = 13 + tf.where(
-        screen_flags >= 128,
-        3 * tf.bitwise.left_shift(_TWO, screen_flags % 8),
-        _ZERO,
-    )
-    start = tf.where(is_gif, start, length + 1)
-    zero = tf.constant(0, tf.int64)
-
-    def condition(step, position, done, *stats):
-        return (step < max_blocks) & (position < length) & tf.logical_not(done)
-
-    def body(step, position, done, max_height, max_width, total, frames):
+    def body(
+        step, position, in_chain, done, max_height, max_width, total, frames
+    ):
+        chain_position, chain_ends = chain_step(position)
         introducer = byte(position)
         is_trailer = tf.equal(introducer, 0x3B)
         is_extension = tf.equal(introducer, 0x21)
         is_image = tf.equal(introducer, 0x2C) & (position + 10 <= length)
-        width = le16(position + 5)
-        height = le16(position + 7)
-        flags = byte(position + 9)
-        table = tf.where(
-            flags >= 128, 3 * tf.bitwise.left_shift(_TWO, flags % 8), _ZERO
-        )
-        image_end = skip_sub_blocks(position + 11 + table)
-        extension_end = skip_sub_blocks(position + 2)
-        next_position = tf.where(
+        width = byte(position + 5) + 256 * byte(position + 6)
+        height = byte(position + 7) + 256 * byte(position + 8)
+        block_position = tf.where(
             is_extension,
-            extension_end,
-            tf.where(is_image, image_end, length + 1),
+            position + 2,
+            position + 11 + table_size(byte(position + 9)),
         )
-        next_position = tf.where(is_trailer, position, next_position)
-        count = tf.cast(is_image, tf.int64)
+        at_block = tf.logical_not(in_chain)
+        count = tf.cast(at_block & is_image, tf.int64)
+        broken = at_block & ~is_trailer & ~is_extension & ~is_image
+        next_position = tf.where(
+            in_chain,
+            chain_position,
+            tf.where(is_trailer, position, block_position),
+        )
+        next_in_chain = tf.where(in_chain, ~chain_ends, ~is_trailer)
         return (
             step + 1,
-            next_position,
-            is_trailer,
+            tf.where(broken, length + 1, next_position),
+            next_in_chain,
+            at_block & is_trailer,
             tf.maximum(max_height, height * count),
             tf.maximum(max_width, width * count),
             total + width * height * count,
             frames + count,
         )
 
-    _, position, done, max_height, max_width, total, frames = tf.while_loop(
+    start = 13 + table_size(byte(tf.constant(10, tf.int64)))
+    start = tf.where(is_gif, start, length + 1)
+    zero = tf.constant(0, tf.int64)
+    loop = tf.while_loop(
         condition,
         body,
-        (zero, start, tf.constant(False), zero, zero, zero, zero),
+        (
+            zero,
+            start,
+            tf.constant(False),
+            tf.constant(False),
+            zero,
+            zero,
+            zero,
+            zero,
+        ),
     )
+    _, position, _, done, max_height, max_width, total, frames = loop
     complete = is_gif & done & (position < length)
     return max_height, max_width, total, frames, complete
 
@@ -197,40 +221,6 @@ def webp_is_animated_tf(data):
         & long_enough
         & tf.not_equal(tf.bitwise.bitwise_and(flags, 2), 0)
     )
-
-
-def _chain_ends(values, length):
-    """For every position p, where the sub-block chain starting at p ends.
-
-    A chain is `size, size bytes, size, ...` up to a zero size; it ends just
-    after that zero. `length + 1` means the chain runs past the end. Built
-    by pointer doubling: `step[p]` is where one sub-block starting at p
-    leads (a zero size leads to itself, plus a final +1 afterwards), and
-    squaring `step` ceil(log2(length)) + 1 times reaches every terminator.
-    """
-    positions = tf.range(length + 2, dtype=tf.int64)
-    sizes = tf.concat([values, tf.zeros([2], tf.int64)], 0)
-    terminator = tf.equal(sizes, 0) & (positions < length)
-    step = tf.where(terminator, positions, positions + 1 + sizes)
-    # Positions at or past the end are absorbing "ran off the end" states.
-    step = tf.where(positions >= length, length + 1, step)
-    step = tf.minimum(step, length + 1)
-    rounds = tf.cast(
-        tf.math.ceil(tf.math.log(tf.cast(length, tf.float64) + 2.0) / 0.6931)
-        + 1,
-        tf.int64,
-    )
-
-    def square(index, table):
-        return index + 1, tf.gather(table, table)
-
-    _, step = tf.while_loop(
-        lambda index, table: index < rounds,
-        square,
-        (tf.constant(0, tf.int64), step),
-    )
-    # A chain that reached its terminator ends one byte after it.
-    return tf.where(step <= length - 1, step + 1, length + 1)
 
 
 # --- The checks every decode path runs --------------------------------------

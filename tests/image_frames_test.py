@@ -93,11 +93,19 @@ def test_mixed_frame_sizes_report_the_largest_and_the_sum():
     assert got == (40, 50, 700, 2, True)
 
 
-def test_block_limit_refuses_endless_gifs():
+def test_step_limit_refuses_endless_gifs():
     data = animated("GIF", sizes=((2, 2),) * 5, duration=50)
-    assert gif_layout(data, max_blocks=4)[-1] is False
-    assert not gif_layout_tf(data, max_blocks=4)[-1]
+    assert gif_layout(data, max_steps=4)[-1] is False
+    assert not gif_layout_tf(data, max_steps=4)[-1]
     assert gif_layout(data)[-1] is True
+    # Sub-blocks of alternating sizes (no encoder writes these) cost one
+    # step each: a long chain of them is refused within the step limit.
+    descriptor = b"\x2c" + struct.pack("<HHHHB", 0, 0, 2, 2, 0) + b"\x02"
+    head = raw_gif([])[:-1] + descriptor
+    fragmented = head + b"\x01\x01\x02\x01\x01" * 5000 + b"\x00\x3b"
+    assert gif_layout(fragmented, max_steps=10**6)[-1] is True
+    assert gif_layout(fragmented)[-1] is False
+    assert not gif_layout_tf(fragmented)[-1]
 
 
 def test_animated_webp_detected():
