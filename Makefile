@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install test lint demo bench notebooks clean chromium
+.PHONY: install test test-fast lint demo bench notebooks clean chromium node
 
 install: $(STAMP)
 
@@ -23,8 +23,17 @@ $(STAMP): pyproject.toml constraints.txt
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
-test: $(STAMP) chromium
+# The page's JavaScript rules (keras_lit/app/static/wire.js) are tested
+# under node against the same vectors as their Python homes.
+node:
+	@command -v node >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
+
+test: $(STAMP) chromium node
 	$(PY) -m pytest tests
+
+# Everything but the slow, browser, multi-process and notebook tests.
+test-fast: $(STAMP) node
+	$(PY) -m pytest tests -m "not large and not browser and not multiprocess and not notebook"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -14,10 +14,12 @@ with quiet_stderr():
 from keras_lit import callbacks
 from keras_lit import data
 from keras_lit import distribute
+from keras_lit import export
 from keras_lit import layers
 from keras_lit import losses
 from keras_lit import presets
 from keras_lit import zero_shot
+from keras_lit.export import export_for_serving
 from keras_lit.layers import ContrastiveHead
 from keras_lit.layers import LockedImageEncoder
 from keras_lit.layers import TextEncoder

@@ -29,29 +29,65 @@ _TINY_JPEG = (
 )
 
 
+def image_format(image_bytes):
+    """`"JPEG"`, `"PNG"`, `"GIF"`, `"BMP"`, `"WebP"` or `""`, as TF ops.
+
+    The magic-byte rule of `keras_lit.image_header.image_format`, for a
+    string tensor of any shape.
+    """
+    image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
+    matches = _format_matches(_padded_head(image_bytes))
+    result = tf.fill(tf.shape(image_bytes), "")
+    for name in reversed(list(matches)):
+        result = tf.where(matches[name], name, result)
+    return result
+
+
+def _padded_head(image_bytes, size=32):
+    """The first `size` bytes, zero-padded so fixed offsets are in range."""
+    return tf.strings.substr(
+        tf.strings.join(
+            [tf.strings.substr(image_bytes, 0, size), b"\x00" * size]
+        ),
+        0,
+        size,
+    )
+
+
+def _format_matches(head):
+    """`{format: boolean tensor}` from a padded head (see `_padded_head`)."""
+
+    def starts_with(prefix, offset=0):
+        return tf.equal(tf.strings.substr(head, offset, len(prefix)), prefix)
+
+    return {
+        "JPEG": starts_with(b"\xff\xd8\xff"),
+        "PNG": starts_with(b"\x89PNG\r\n\x1a\n"),
+        "GIF": starts_with(b"GIF87a") | starts_with(b"GIF89a"),
+        "BMP": starts_with(b"BM"),
+        "WebP": starts_with(b"RIFF") & starts_with(b"WEBP", 8),
+    }
+
+
 def image_header_size(image_bytes):
     """`(height, width)` read from a PNG, JPEG, GIF, BMP or WebP header.
 
-    Reads a few header bytes only; never decodes pixels. Returns int64
-    scalars; `(-1, -1)` when the format is unknown or the header is too short.
-    WebP covers the lossy (`VP8 `), lossless (`VP8L`) and extended (`VP8X`)
-    layouts; JPEG sizes come from `tf.io.extract_jpeg_shape` (which raises on
-    a corrupt JPEG header). Branch-free: every format is parsed and the
+    The rule of `keras_lit.image_header.read_image_header` (checked against
+    the same test vectors), as TensorFlow ops on a scalar string. Reads a
+    few header bytes only; never decodes pixels. Returns int64 scalars;
+    `(-1, -1)` when the format is unknown or the header is too short.
+    JPEG sizes come from `tf.io.extract_jpeg_shape` (which raises on a
+    corrupt JPEG header). Branch-free: every format is parsed and the
     matching one selected, because each `tf.cond`/`tf.case` branch is a
     function that `tf.data` instantiates again for every iterator and file
     (this cut the per-iterator cost about 2.5x).
     """
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     length = tf.strings.length(image_bytes)
-    # Zero padding keeps every fixed-offset read in range, so all formats
-    # are parsed without branches and the right one is selected at the end.
     # Every field sits in the first 32 bytes: parse only those.
-    padded = tf.strings.substr(
-        tf.strings.join([tf.strings.substr(image_bytes, 0, 32), b"\x00" * 32]),
-        0,
-        32,
-    )
+    padded = _padded_head(image_bytes)
     header = tf.cast(tf.io.decode_raw(padded, tf.uint8), tf.int64)
+    is_format = _format_matches(padded)
 
     def read(offset, count, big_endian):
         powers = range(count)
@@ -65,38 +101,38 @@ def image_header_size(image_bytes):
     def le(offset, count):
         return read(offset, count, False)
 
-    def starts_with(prefix, offset=0):
-        return tf.equal(tf.strings.substr(padded, offset, len(prefix)), prefix)
+    def chunk(name):
+        return tf.equal(tf.strings.substr(padded, 12, 4), name)
 
     bmp_height = le(22, 4)
     # Top-down BMPs store a negative height.
     bmp_height = tf.where(bmp_height >= 2**31, 2**32 - bmp_height, bmp_height)
     lossless_bits = le(21, 4)
-    is_jpeg = starts_with(b"\xff\xd8")
+    is_jpeg = is_format["JPEG"]
     jpeg_shape = tf.cast(
         tf.io.extract_jpeg_shape(
             tf.where(is_jpeg, image_bytes, tf.constant(_TINY_JPEG))
         ),
         tf.int64,
     )
-    is_webp = starts_with(b"RIFF") & starts_with(b"WEBP", 8)
+    is_webp = is_format["WebP"]
     candidates = [
-        (starts_with(b"\x89PNG") & (length >= 24), be(20, 4), be(16, 4)),
-        (starts_with(b"GIF") & (length >= 10), le(8, 2), le(6, 2)),
-        (starts_with(b"BM") & (length >= 26), bmp_height, le(18, 4)),
+        (is_format["PNG"] & (length >= 24), be(20, 4), be(16, 4)),
+        (is_format["GIF"] & (length >= 10), le(8, 2), le(6, 2)),
+        (is_format["BMP"] & (length >= 26), bmp_height, le(18, 4)),
         (is_jpeg, jpeg_shape[0], jpeg_shape[1]),
         (
-            is_webp & starts_with(b"VP8 ", 12) & (length >= 30),
+            is_webp & chunk(b"VP8 ") & (length >= 30),
             le(28, 2) % 16384,
             le(26, 2) % 16384,
         ),
         (
-            is_webp & starts_with(b"VP8L", 12) & (length >= 25),
+            is_webp & chunk(b"VP8L") & (length >= 25),
             (lossless_bits // 16384) % 16384 + 1,
             lossless_bits % 16384 + 1,
         ),
         (
-            is_webp & starts_with(b"VP8X", 12) & (length >= 30),
+            is_webp & chunk(b"VP8X") & (length >= 30),
             le(27, 3) + 1,
             le(24, 3) + 1,
         ),

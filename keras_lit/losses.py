@@ -1,11 +1,43 @@
 """Contrastive losses for LiT: pure functions first, a thin Keras wrapper.
 
 The pure function works on one device and, given the gathered embeddings of
-the other modality, on one replica of a global batch.
+the other modality, on one replica of a global batch. `contrastive_logits`
+is the one place where image-text logits are computed; `ContrastiveLoss` is
+the loss object `LiTModel` trains with (see `ContrastiveLoss.batch_loss` for
+the interface a new loss implements).
 """
+
+import collections
 
 import keras
 from keras import ops
+
+LossTerms = collections.namedtuple(
+    "LossTerms",
+    ["loss", "image_to_text_logits", "text_to_image_logits", "labels"],
+)
+LossTerms.__doc__ = """What a LiT loss returns for one replica's rows.
+
+Fields:
+    loss: scalar mean loss over the local rows.
+    image_to_text_logits: `[b, G]` scores of local images against every
+        text of the global batch.
+    text_to_image_logits: `[b, G]` scores of local texts against every
+        image.
+    labels: `[b]` global column of each local row's matching pair.
+"""
+
+
+def contrastive_logits(embeddings, other_embeddings, temperature):
+    """`t * embeddings @ other_embeddings.T` in float32: `[b, D] -> [b, G]`.
+
+    The one place where image-text logits are computed (the training loss,
+    `ContrastiveHead` and evaluation all come here).
+    """
+    embeddings = ops.cast(embeddings, "float32")
+    other_embeddings = ops.cast(other_embeddings, "float32")
+    temperature = ops.cast(temperature, "float32")
+    return temperature * ops.matmul(embeddings, ops.transpose(other_embeddings))
 
 
 def contrastive_terms(
@@ -31,8 +63,9 @@ def contrastive_terms(
         label_offset: row of the global batch where the local rows start.
 
     Returns:
-        `(loss, image_to_text_logits, text_to_image_logits, labels)`: the mean
-        loss over local rows, two `[b, G]` logit matrices and `[b]` labels.
+        `LossTerms(loss, image_to_text_logits, text_to_image_logits,
+        labels)`: the mean loss over local rows, two `[b, G]` logit matrices
+        and `[b]` labels.
     """
     image_embeddings = ops.cast(image_embeddings, "float32")
     text_embeddings = ops.cast(text_embeddings, "float32")
@@ -46,15 +79,15 @@ def contrastive_terms(
     all_text_embeddings = ops.cast(all_text_embeddings, "float32")
     # [b, D] x [D, G] -> [b, G]: local images against every text, and local
     # texts against every image. Never the full [G, G] matrix.
-    image_to_text = temperature * ops.matmul(
-        image_embeddings, ops.transpose(all_text_embeddings)
+    image_to_text = contrastive_logits(
+        image_embeddings, all_text_embeddings, temperature
     )
     if local:
         # One device: the same scores, transposed (one matmul, not two).
         text_to_image = ops.transpose(image_to_text)
     else:
-        text_to_image = temperature * ops.matmul(
-            text_embeddings, ops.transpose(all_image_embeddings)
+        text_to_image = contrastive_logits(
+            text_embeddings, all_image_embeddings, temperature
         )
     # The matching pair of local row i sits in global column offset + i.
     batch_size = ops.shape(image_embeddings)[0]
@@ -67,23 +100,17 @@ def contrastive_terms(
     )
     # [b] -> scalar: mean of both directions over the local rows.
     loss = ops.mean(0.5 * (image_loss + text_loss))
-    return loss, image_to_text, text_to_image, labels
+    return LossTerms(loss, image_to_text, text_to_image, labels)
 
 
-def contrastive_loss(
-    image_embeddings,
-    text_embeddings,
-    temperature,
-    all_image_embeddings=None,
-    all_text_embeddings=None,
-    label_offset=0,
-):
+def contrastive_loss(image_embeddings, text_embeddings, temperature, **batch):
     """Symmetric InfoNCE (CLIP/LiT softmax loss) of paired embeddings.
 
     `loss = mean_i (CE(t * x_i . Y^T, i) + CE(t * y_i . X^T, i)) / 2`, where
     `x_i`, `y_i` are the L2-normalised image and text embeddings of pair `i`.
-    Pass the gathered global embeddings and the local offset to score local
-    rows against the whole global batch (see `contrastive_terms`).
+    Pass the gathered global embeddings and the local offset (`batch`:
+    `all_image_embeddings`, `all_text_embeddings`, `label_offset`) to score
+    local rows against the whole global batch (see `contrastive_terms`).
 
     Example:
     >>> import numpy as np
@@ -92,13 +119,8 @@ def contrastive_loss(
     True
     """
     return contrastive_terms(
-        image_embeddings,
-        text_embeddings,
-        temperature,
-        all_image_embeddings=all_image_embeddings,
-        all_text_embeddings=all_text_embeddings,
-        label_offset=label_offset,
-    )[0]
+        image_embeddings, text_embeddings, temperature, **batch
+    ).loss
 
 
 def contrastive_loss_from_logits(logits):
@@ -116,13 +138,18 @@ def contrastive_loss_from_logits(logits):
 
 @keras.saving.register_keras_serializable(package="keras_lit")
 class ContrastiveLoss(keras.losses.Loss):
-    """Symmetric InfoNCE loss over a square image-to-text logit matrix.
+    """Symmetric InfoNCE (CLIP/LiT softmax loss): the loss LiTModel trains.
 
-    `y_pred` is the `[B, B]` matrix `t * image_embeddings @ text_embeddings.T`
-    of one batch; the matching pairs are on the diagonal, so `y_true` is
-    ignored (pass `ops.arange(B)`). `LiTModel` uses the functional
-    form `contrastive_loss` directly, so that it can score local rows against
-    the global batch under a distribution strategy.
+    Two ways to call it:
+    - `loss(y_true, y_pred)`, a plain Keras loss: `y_pred` is the `[B, B]`
+      matrix `t * image_embeddings @ text_embeddings.T` of one batch; the
+      matching pairs are on the diagonal, so `y_true` is ignored (pass
+      `ops.arange(B)`).
+    - `loss.batch_loss(...)`, what `LiTModel.train_step` calls: this
+      replica's normalised embeddings, the `ContrastiveHead` holding the
+      learnable parameters, and the gathered embeddings of the global batch.
+      A new loss (sigmoid, blockwise ...) implements `batch_loss` with the
+      same arguments and returns `LossTerms`.
 
     Example:
     >>> import numpy as np
@@ -137,3 +164,35 @@ class ContrastiveLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         return contrastive_loss_from_logits(y_pred)
+
+    def batch_loss(
+        self,
+        image_embeddings,
+        text_embeddings,
+        head,
+        all_image_embeddings=None,
+        all_text_embeddings=None,
+        label_offset=0,
+    ):
+        """This replica's loss and logits (see `contrastive_terms`).
+
+        Args:
+            image_embeddings: `[b, D]` L2-normalised local image embeddings.
+            text_embeddings: `[b, D]` L2-normalised local text embeddings.
+            head: the `ContrastiveHead` holding the learnable temperature.
+            all_image_embeddings, all_text_embeddings: `[G, D]` gathered
+                embeddings of the global batch (`None` on one device).
+            label_offset: row of the global batch where local rows start.
+
+        Returns:
+            `LossTerms(loss, image_to_text_logits, text_to_image_logits,
+            labels)`.
+        """
+        return contrastive_terms(
+            image_embeddings,
+            text_embeddings,
+            head.temperature,
+            all_image_embeddings=all_image_embeddings,
+            all_text_embeddings=all_text_embeddings,
+            label_offset=label_offset,
+        )

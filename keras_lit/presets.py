@@ -13,7 +13,8 @@ directory, unless the preset is already in the Kaggle or Hugging Face cache.
 `download_preset` copies a preset into a directory for later offline use.
 Set `KERAS_LIT_OFFLINE=1` to never touch the network.
 
-This module imports nothing else from `keras_lit`, so every layer can use it.
+This module imports only `keras_lit.compat` (for KerasCV's private preset
+table), so every layer can use it.
 """
 
 import contextlib
@@ -188,15 +189,11 @@ def kaggle_handle(name):
 @functools.lru_cache(maxsize=None)
 def keras_cv_presets():
     """`{name: kaggle_handle}` of KerasCV's backbone presets (may be empty)."""
-    try:
-        from keras_cv.src.models.backbones.backbone_presets import (
-            backbone_presets,
-        )
-    except ImportError:
-        return {}
+    from keras_lit.compat import keras_cv_backbone_presets
+
     return {
         name: spec["kaggle_handle"]
-        for name, spec in backbone_presets.items()
+        for name, spec in keras_cv_backbone_presets().items()
         if "kaggle_handle" in spec
     }
 

@@ -223,3 +223,20 @@ def test_jit_compile_auto_turns_xla_on_for_text_only_steps():
     # XLA on CPU cannot all-gather across replicas: keep Keras' choice.
     mirrored = get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     assert resolve_jit_compile("auto", True, mirrored) == "auto"
+
+
+def test_each_registered_subcommand_is_one_module():
+    import importlib
+
+    from keras_lit.cli import COMMANDS
+    from keras_lit.cli import build_parser
+
+    modules = [importlib.import_module(name) for name in COMMANDS]
+    names = [module.NAME for module in modules]
+    assert len(set(names)) == len(names) == len(COMMANDS)
+    assert all(
+        module.HELP and callable(module.add_arguments) for module in modules
+    )
+    args = build_parser().parse_args(["demo", "--smoke"])
+    assert args.function is importlib.import_module("keras_lit.cli.demo").run
+    assert args.smoke and args.output_dir == "lit_runs/demo"

@@ -14,6 +14,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import tensorflow as tf  # noqa: E402
 
+# Marks of the slow, browser, multi-process and notebook tests.
+pytest_plugins = ["markers"]
+
 NUM_LOGICAL_CPUS = 4
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(

@@ -323,6 +323,34 @@ def test_same_seed_same_stream_new_epoch_new_draws(tfrecords):
     assert not np.array_equal(flat[0], other)
 
 
+def test_reader_options_object_is_the_keyword_arguments(tmp_path, tfrecords):
+    pattern, _ = tfrecords
+    options = data.ReaderOptions(batch_size=4, seed=7, augment="inception_crop")
+    from_options = data.tfrecord_dataset(pattern, SIZE, options)
+    from_keywords = data.tfrecord_dataset(
+        pattern, image_size=SIZE, batch_size=4, seed=7, augment="inception_crop"
+    )
+    for a, b in zip(as_list(from_options), as_list(from_keywords)):
+        np.testing.assert_array_equal(a["images"], b["images"])
+        np.testing.assert_array_equal(a["texts"], b["texts"])
+    # Keyword arguments override the object, which stays as it was.
+    shared = data.ReaderOptions(shuffle=False, caption="all")
+    from_csv = data.csv_dataset(
+        tmp_path / "csv" / "pairs.csv", SIZE, options=shared, batch_size=12
+    )
+    (batch,) = as_list(from_csv)
+    assert batch["images"].shape == (12, SIZE, SIZE, 3)
+    assert shared.batch_size is None and from_csv.image_size == (SIZE, SIZE)
+    with pytest.raises(AttributeError):
+        shared.seed = 1  # frozen
+    with pytest.raises(TypeError, match="batch_size"):
+        data.tfrecord_dataset(pattern, image_size=SIZE, batch=4)
+    with pytest.raises(ValueError, match="`options` must be a keras_lit"):
+        data.tfrecord_dataset(pattern, SIZE, 4)
+    with pytest.raises(ValueError, match="`cycle_length` must be a positive"):
+        data.ReaderOptions(cycle_length=0)
+
+
 def test_random_caption_per_step(tfrecords):
     pattern, _ = tfrecords
     dataset = data.tfrecord_dataset(

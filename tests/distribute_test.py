@@ -19,6 +19,7 @@ from conftest import make_lit_model
 from conftest import random_images
 
 from keras_lit import distribute
+from keras_lit.compat import clip_global_gradients
 from keras_lit.distribute import get_strategy
 from keras_lit.distribute import parse_tf_config
 from keras_lit.distribute import per_replica_batch_size
@@ -230,7 +231,7 @@ def test_loss_scaling_matches_one_device_and_sees_every_replica(
     scale = float(keras.ops.convert_to_numpy(model.optimizer.dynamic_scale))
     results = strategy.experimental_local_results(
         strategy.run(
-            lambda g: model._clip_global_gradients([g * scale], 2)[0],
+            lambda g: clip_global_gradients(model.optimizer, [g * scale], 2)[0],
             args=(values,),
         )
     )
@@ -405,7 +406,7 @@ def test_xla_single_replica_runs_the_distributed_path(
     so this is the static-shape (TPU-style) compile check: a strategy with
     one replica, a `shard_dataset` pipeline with static shapes.
     """
-    from keras_lit.models import lit_model
+    from keras_lit.models import global_batch
 
     contexts = []
 
@@ -414,7 +415,7 @@ def test_xla_single_replica_runs_the_distributed_path(
         contexts.append(context)
         return context
 
-    monkeypatch.setattr(lit_model, "replica_context", spy)
+    monkeypatch.setattr(global_batch, "replica_context", spy)
     strategy = get_strategy("mirrored", devices=cpus(1))
     with strategy.scope():
         model = make_lit_model(vocabulary)

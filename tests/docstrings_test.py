@@ -6,6 +6,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "keras_lit.image_header",
     "keras_lit.losses",
     "keras_lit.layers.contrastive_head",
     "keras_lit.layers.locked_image_encoder",

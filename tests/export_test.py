@@ -35,6 +35,7 @@ from serving_fixtures import tiny_export
 from serving_fixtures import webp_claiming
 
 from keras_lit import export as export_lib
+from keras_lit.export.serving_graph import ServingGraph
 from keras_lit.zero_shot.weights import build_zero_shot_weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -386,7 +387,7 @@ def test_zero_shot_with_baked_names_equals_classify(signatures):
 
 
 def test_stretch_resize_matches_encode_images(exported):
-    graph = export_lib._ServingGraph(
+    graph = ServingGraph(
         exported.model,
         templates=TEMPLATES,
         max_pixels=10**6,

@@ -9,6 +9,7 @@ from conftest import make_lit_model
 from conftest import make_text_encoder
 from conftest import random_images
 from losses_test import reference_loss
+from test_case import run_layer_test
 from test_case import run_model_saving_test
 
 from keras_lit.layers import LockedImageEncoder
@@ -317,7 +318,7 @@ def test_mismatched_widths_and_compile_loss(vocabulary):
 
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_top1_equals_numpy_argmax_with_ties(axis):
-    from keras_lit.models.lit_model import _top1
+    from keras_lit.models.lit_metrics import top1 as _top1
 
     rng = np.random.default_rng(axis + 5)
     # Few distinct values: many ties, which argmax breaks to the first.
@@ -332,3 +333,31 @@ def test_top1_equals_numpy_argmax_with_ties(axis):
     # A replica that got no rows of a partial batch.
     empty = np.zeros((0, 6), "float32")
     assert np.asarray(_top1(empty, np.zeros(0, "int32"))).shape == (0,)
+
+
+def test_model_behaviors(vocabulary):
+    image_encoder = make_image_encoder()
+    text_encoder = make_text_encoder(vocabulary, image_encoder.output_dim)
+    text_encoder.build()
+    tokens = text_encoder.tokenize(CAPTIONS[:2])
+    inputs = {"images": random_images(2).astype("float32"), **tokens}
+    model, outputs = run_layer_test(
+        cls=LiTModel,
+        init_kwargs={
+            "image_encoder": image_encoder,
+            "text_encoder": text_encoder,
+            "temperature_init": 5.0,
+        },
+        input_data=inputs,
+        expected_output_shape={
+            "image_embeddings": (2, 64),
+            "text_embeddings": (2, 64),
+        },
+        # The text tower and the log-temperature; the image tower is locked.
+        expected_num_trainable_weights=len(text_encoder.trainable_weights) + 1,
+        expected_num_non_trainable_weights=len(image_encoder.weights),
+    )
+    for embeddings in outputs.values():
+        norms = np.linalg.norm(np.asarray(embeddings), axis=-1)
+        np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+    assert float(model.temperature) == pytest.approx(5.0, rel=1e-6)

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from conftest import make_resnet_backbone
 from conftest import random_images
+from test_case import run_export_test
+from test_case import run_layer_test
 from test_case import run_model_saving_test
 from test_case import run_serialization_test
 
@@ -139,15 +141,42 @@ def test_optional_image_head_is_the_only_trainable_part():
 
 
 def test_serialization_and_saving(tmp_path):
-    encoder = LockedImageEncoder(
-        tiny_vit(), pooling="cls", value_range=(0, 1), head_dim=4
+    backbone = tiny_vit()
+    images = random_images(2).astype("float32")
+    encoder, features = run_layer_test(
+        cls=LockedImageEncoder,
+        init_kwargs={
+            "backbone": backbone,
+            "pooling": "cls",
+            "value_range": (0, 1),
+            "head_dim": 4,
+        },
+        input_data=images,
+        expected_output_shape=(2, 4),
+        expected_num_trainable_weights=2,  # the image head only
+        expected_num_non_trainable_weights=len(backbone.weights),
     )
     restored = run_serialization_test(encoder)
     assert restored.locked and restored.trainable_weights != []
-    images = random_images(2).astype("float32")
     inputs = keras.Input((32, 32, 3))
     model = keras.Model(inputs, encoder(inputs))
     run_model_saving_test(model, images, tmp_path)
+
+    # A SavedModel of the encoder gives the same embeddings.
+    archive = keras.export.ExportArchive()
+    archive.track(encoder)
+    archive.add_endpoint(
+        "embed",
+        lambda images: {"embeddings": encoder(images)},
+        input_signature=[
+            keras.InputSpec(shape=(None, 32, 32, 3), dtype="float32")
+        ],
+    )
+    archive.write_out(str(tmp_path / "saved_model"), verbose=False)
+    run_export_test(
+        tmp_path / "saved_model",
+        {"embed": ({"images": images}, {"embeddings": np.asarray(features)})},
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_case import run_layer_test
 
 from keras_lit.layers import ContrastiveHead
 from keras_lit.losses import ContrastiveLoss
@@ -162,3 +163,20 @@ def test_head_clamps_temperature_and_normalizes_zero_vectors():
 def test_head_rejects_bad_temperatures(kwargs):
     with pytest.raises(ValueError, match="temperature"):
         ContrastiveHead(**kwargs)
+
+
+def test_head_layer_behaviors():
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(2, 4)).astype("float32")
+    texts = rng.normal(size=(3, 4)).astype("float32")
+    head, logits = run_layer_test(
+        cls=ContrastiveHead,
+        init_kwargs={"temperature_init": 10.0, "max_temperature": 50.0},
+        input_data=(images, texts),
+        expected_output_shape=(2, 3),
+        expected_num_trainable_weights=1,
+        expected_num_non_trainable_weights=0,
+    )
+    expected = 10.0 * normalize(images) @ normalize(texts).T
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
+    assert logits.dtype == tf.float32

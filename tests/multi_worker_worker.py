@@ -205,10 +205,12 @@ def unpatched_keras_failures(model, examples):
     from keras.src.backend.tensorflow.trainer import TFEpochIterator
     from keras.src.backend.tensorflow.trainer import reduce_per_replica
 
+    from keras_lit.models.lit_data import as_dataset
+
     failures = {}
     strategy = model.distribute_strategy
     iterator = TFEpochIterator(
-        x=model._dataset(examples, None, 8, drop=True),
+        x=as_dataset(model, examples, None, 8, drop=True),
         distribute_strategy=strategy,
         steps_per_execution=1,
     )

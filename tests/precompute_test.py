@@ -440,7 +440,7 @@ def test_reader_draws_captions_per_record_across_parse_chunks(
 ):
     # The reader parses records in chunks; 4 per chunk puts chunk borders
     # inside each of the 2 shards (6 + 5 records).
-    monkeypatch.setattr(precompute, "PARSE_CHUNK", 4)
+    monkeypatch.setattr(precompute.reader, "PARSE_CHUNK", 4)
     image_encoder = make_image_encoder()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (11, 32, 32, 3)).astype("uint8")

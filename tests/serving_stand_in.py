@@ -17,10 +17,11 @@ documented behaviour:
   `GET .../metadata`; errors are `{"error": message}` with an HTTP status.
 
 Each model is a SavedModel loaded with `tf.saved_model.load`, exactly the
-file TF Serving would load; nothing from keras_lit runs on the serving side.
+file TF Serving would load. The only keras_lit code on the serving side is
+the wire format (`keras_lit.serving.protocol`, `signature_defs`): the rules
+the clients and the app follow too, written once.
 """
 
-import base64
 import json
 import re
 import threading
@@ -29,14 +30,14 @@ from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
 import grpc
-import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (TF Serving links these ops in)
-from google.protobuf import json_format
-from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from keras_lit.serving import protocol
+from keras_lit.serving import signature_defs
 
 MAX_MESSAGE_BYTES = 2**31 - 1
 _CODES = {
@@ -67,45 +68,30 @@ class Servable:
         self.name = name
         self.version = version
         self.loaded = tf.saved_model.load(path)
-        saved_model = saved_model_pb2.SavedModel()
-        with open(f"{path}/saved_model.pb", "rb") as file:
-            saved_model.ParseFromString(file.read())
-        self.signature_defs = saved_model.meta_graphs[0].signature_def
+        self.signature_defs = signature_defs.read_signature_defs(path)
 
-    def run(self, signature_name, inputs, output_filter=()):
-        """`{name: np.ndarray}` -> `{name: np.ndarray}`, TF errors mapped."""
-        signature_name = signature_name or "serving_default"
+    def input_names(self, signature_name):
+        return list(self.function(signature_name).structured_input_signature[1])
+
+    def function(self, signature_name):
+        signature_name = signature_name or protocol.DEFAULT_SIGNATURE
         if signature_name not in self.loaded.signatures:
             raise ServingStatus(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f'Serving signature key "{signature_name}" not found.',
             )
-        function = self.loaded.signatures[signature_name]
-        expected = function.structured_input_signature[1]
-        missing = sorted(set(expected) - set(inputs))
-        extra = sorted(set(inputs) - set(expected))
-        if missing or extra:
-            raise ServingStatus(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"Request inputs do not match the signature: missing "
-                f"{missing}, unexpected {extra}",
-            )
-        tensors = {}
-        for name, value in inputs.items():
-            spec = expected[name]
-            try:
-                tensors[name] = tf.constant(value, dtype=spec.dtype)
-            except (TypeError, ValueError) as error:
-                raise ServingStatus(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"Expects arg[{name}] to be {spec.dtype.name}: {error}",
-                ) from None
-            if not spec.shape.is_compatible_with(tensors[name].shape):
-                raise ServingStatus(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"input {name} has shape {tensors[name].shape}, "
-                    f"expected {spec.shape}",
-                )
+        return self.loaded.signatures[signature_name]
+
+    def run(self, signature_name, inputs, output_filter=()):
+        """`{name: np.ndarray}` -> `{name: np.ndarray}`, TF errors mapped."""
+        function = self.function(signature_name)
+        tensors = signature_defs.input_tensors(
+            function,
+            inputs,
+            lambda message: ServingStatus(
+                grpc.StatusCode.INVALID_ARGUMENT, message
+            ),
+        )
         try:
             outputs = function(**tensors)
         except tf.errors.OpError as error:
@@ -223,10 +209,9 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for key, value in servable.signature_defs.items():
-            signature_map.signature_def[key].CopyFrom(value)
-        response.metadata["signature_def"].Pack(signature_map)
+        response.metadata["signature_def"].Pack(
+            signature_defs.signature_def_map(servable.signature_defs)
+        )
         return response
 
 
@@ -261,9 +246,11 @@ class _RestHandler(BaseHTTPRequestHandler):
             version = match["version"] and int(match["version"])
             servable = self.stand_in.find(match["name"], version)
             if match["verb"] == "/metadata" and payload is None:
-                body = _metadata_json(servable)
+                body = signature_defs.metadata_body(
+                    servable.name, servable.version, servable.signature_defs
+                )
             elif match["verb"] == ":predict" and payload is not None:
-                body = _predict_json(servable, json.loads(payload))
+                body = _predict_json(servable, payload)
             else:
                 raise ServingStatus(
                     grpc.StatusCode.NOT_FOUND, f"Malformed request: {self.path}"
@@ -271,8 +258,8 @@ class _RestHandler(BaseHTTPRequestHandler):
             self._reply(200, body)
         except ServingStatus as status:
             self._reply(_HTTP.get(status.code, 500), {"error": status.message})
-        except (ValueError, KeyError, TypeError) as error:
-            self._reply(400, {"error": f"JSON Parse error: {error}"})
+        except protocol.ProtocolError as error:
+            self._reply(error.status, error.body())
 
     def _reply(self, code, body):
         data = json.dumps(body).encode("utf-8")
@@ -283,102 +270,13 @@ class _RestHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def _decode_json(value):
-    """JSON values -> Python values; `{"b64": ...}` becomes bytes."""
-    if isinstance(value, dict):
-        if set(value) != {"b64"}:
-            raise ValueError(f"Unexpected object in a tensor: {value}")
-        return base64.b64decode(value["b64"])
-    if isinstance(value, list):
-        return [_decode_json(item) for item in value]
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    return value
-
-
-def _encode_json(name, array):
-    """An output array as TF Serving writes it (b64 for `*_bytes`)."""
-
-    def convert(value):
-        if isinstance(value, list):
-            return [convert(item) for item in value]
-        if isinstance(value, bytes):
-            if name.endswith("_bytes"):
-                return {"b64": base64.b64encode(value).decode("ascii")}
-            return value.decode("utf-8")
-        return value
-
-    return convert(array.tolist())
-
-
-def _predict_json(servable, body):
-    signature_name = body.get("signature_name")
-    if ("instances" in body) == ("inputs" in body):
-        raise ValueError("Request has neither or both of instances / inputs")
-    function_inputs = servable.loaded.signatures[
-        signature_name or "serving_default"
-    ].structured_input_signature[1]
-    if "inputs" in body:
-        columns = body["inputs"]
-        if not isinstance(columns, dict):
-            if len(function_inputs) != 1:
-                raise ValueError("A bare 'inputs' value needs a single input")
-            columns = {next(iter(function_inputs)): columns}
-        inputs = {k: _decode_json(v) for k, v in columns.items()}
-    else:
-        instances = body["instances"]
-        if (
-            instances
-            and isinstance(instances[0], dict)
-            and "b64" not in (instances[0])
-        ):
-            names = list(instances[0])
-            for instance in instances:
-                if sorted(instance) != sorted(names):
-                    raise ValueError("Every instance needs the same inputs")
-            inputs = {
-                n: _decode_json([row[n] for row in instances]) for n in names
-            }
-        else:
-            if len(function_inputs) != 1:
-                raise ValueError("Bare instances need a single-input signature")
-            inputs = {next(iter(function_inputs)): _decode_json(instances)}
-    inputs = {
-        name: np.array(values, dtype=object)
-        if values and isinstance(values[0], bytes)
-        else np.array(values)
-        for name, values in inputs.items()
-    }
+def _predict_json(servable, payload):
+    """A REST predict body -> the JSON answer, by the shared wire rules."""
+    signature_name, inputs, format = protocol.parse_predict_request(
+        payload, servable.input_names
+    )
     outputs = servable.run(signature_name, inputs)
-    encoded = {
-        name: _encode_json(name, value) for name, value in outputs.items()
-    }
-    if "inputs" in body:
-        if len(encoded) == 1:
-            return {"outputs": next(iter(encoded.values()))}
-        return {"outputs": encoded}
-    if len(encoded) == 1:
-        return {"predictions": next(iter(encoded.values()))}
-    rows = len(next(iter(encoded.values())))
-    return {
-        "predictions": [
-            {name: value[i] for name, value in encoded.items()}
-            for i in range(rows)
-        ]
-    }
-
-
-def _metadata_json(servable):
-    response = get_model_metadata_pb2.GetModelMetadataResponse()
-    response.model_spec.name = servable.name
-    response.model_spec.version.value = servable.version
-    signature_map = get_model_metadata_pb2.SignatureDefMap()
-    for key, value in servable.signature_defs.items():
-        signature_map.signature_def[key].CopyFrom(value)
-    return {
-        "model_spec": json_format.MessageToDict(response.model_spec),
-        "metadata": {"signature_def": json_format.MessageToDict(signature_map)},
-    }
+    return protocol.encode_predict_response(outputs, format)
 
 
 def save_echo_model(path):

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 from conftest import CAPTIONS
 from conftest import make_text_encoder
+from test_case import run_layer_test
 from test_case import run_model_saving_test
 
 from keras_lit.layers import TextEncoder
@@ -156,4 +157,25 @@ def test_vocabulary_is_saved_with_the_model(vocabulary, tmp_path):
     np.testing.assert_array_equal(
         restored_encoder.tokenize(["a green star"])["token_ids"],
         tokens["token_ids"],
+    )
+
+
+def test_layer_behaviors():
+    backbone = tiny_bert_encoder().backbone
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=BERT_VOCAB)
+    tokens = tiny_bert_encoder().tokenize(["a red circle", "a blue star"])
+    run_layer_test(
+        cls=TextEncoder,
+        init_kwargs={
+            "backbone": backbone,
+            "tokenizer": tokenizer,
+            "projection_dim": 6,
+            "pooling": "mean",
+        },
+        input_data=tokens,
+        expected_output_shape=(2, 6),
+        # The backbone's weights and the projection's kernel and bias; BERT's
+        # pooler (unused by the pooling) is frozen.
+        expected_num_trainable_weights=len(backbone.trainable_weights) + 2,
+        expected_num_non_trainable_weights=2,
     )

@@ -23,9 +23,10 @@ import urllib.request
 import numpy as np
 
 from keras_lit.app.rest_format import RestError
+from keras_lit.serving import signature_defs
+from keras_lit.serving.protocol import DEFAULT_MODEL_NAME
+from keras_lit.serving.protocol import METADATA_FILENAME
 
-DEFAULT_MODEL_NAME = "lit"
-METADATA_FILENAME = "keras_lit_export.json"
 _EAGER_PREAMBLE = re.compile(
     r"^Graph execution error:\s*\n(?:.*\n)*?<stack traces unavailable>\n"
 )
@@ -157,30 +158,9 @@ class LocalBackend:
         import tensorflow as tf
 
         function = self._function(signature_name)
-        specs = function.structured_input_signature[1]
-        missing = sorted(set(specs) - set(inputs))
-        extra = sorted(set(inputs) - set(specs))
-        if missing or extra:
-            raise RestError(
-                400,
-                f"Signature {signature_name!r} takes inputs {sorted(specs)}; "
-                f"missing {missing}, unexpected {extra}",
-            )
-        tensors = {}
-        for name, value in inputs.items():
-            spec = specs[name]
-            try:
-                tensors[name] = tf.constant(value, dtype=spec.dtype)
-            except (TypeError, ValueError) as error:
-                raise RestError(
-                    400, f"Expects arg[{name}] to be {spec.dtype.name}: {error}"
-                ) from None
-            if not spec.shape.is_compatible_with(tensors[name].shape):
-                raise RestError(
-                    400,
-                    f"input {name} has shape {tensors[name].shape.as_list()}, "
-                    f"expected {spec.shape.as_list()}",
-                )
+        tensors = signature_defs.input_tensors(
+            function, inputs, lambda message: RestError(400, message)
+        )
         with self._calls:
             try:
                 outputs = function(**tensors)
@@ -227,21 +207,11 @@ class LocalBackend:
         }
 
     def metadata_body(self):
-        from google.protobuf import json_format
-
-        return {
-            "model_spec": {
-                "name": self.model_name,
-                "signature_name": "",
-                "version": str(self.version),
-            },
-            "metadata": {
-                "signature_def": json_format.MessageToDict(
-                    self._signature_def_map(),
-                    preserving_proto_field_name=True,
-                )
-            },
-        }
+        if self._signature_defs is None:
+            self._signature_defs = signature_defs.read_signature_defs(self.path)
+        return signature_defs.metadata_body(
+            self.model_name, self.version, self._signature_defs
+        )
 
     def _function(self, signature_name):
         if signature_name not in self.signatures:
@@ -249,21 +219,6 @@ class LocalBackend:
                 404, f'Serving signature key "{signature_name}" not found.'
             )
         return self.signatures[signature_name]
-
-    def _signature_def_map(self):
-        if self._signature_defs is None:
-            from tensorflow.core.protobuf import saved_model_pb2
-            from tensorflow_serving.apis import get_model_metadata_pb2
-
-            saved_model = saved_model_pb2.SavedModel()
-            with open(os.path.join(self.path, "saved_model.pb"), "rb") as f:
-                saved_model.ParseFromString(f.read())
-            signature_map = get_model_metadata_pb2.SignatureDefMap()
-            for key, value in saved_model.meta_graphs[0].signature_def.items():
-                if not key.startswith("__"):
-                    signature_map.signature_def[key].CopyFrom(value)
-            self._signature_defs = signature_map
-        return self._signature_defs
 
 
 class RemoteBackend:

@@ -16,6 +16,8 @@ import os
 import sys
 import threading
 
+from keras_lit.serving.protocol import DEFAULT_MODEL_NAME
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 
@@ -52,7 +54,7 @@ def build_parser(parser=None):
     )
     parser.add_argument(
         "--model-name",
-        default="lit",
+        default=DEFAULT_MODEL_NAME,
         help="model name in the REST paths (TF Serving's --model_name)",
     )
     parser.add_argument(

@@ -26,18 +26,13 @@ sites from reaching the app through DNS rebinding.
 import errno
 import json
 import logging
-import math
 import os
-import re
 import socket
 import threading
-from urllib.parse import quote
 
-from keras_lit.app import rest_format
-from keras_lit.app.rest_format import RestError
-from keras_lit.app.samples import SAMPLES_DIR
-from keras_lit.app.samples import list_samples
-from keras_lit.app.search_index import IndexNotReady
+from keras_lit.app import routes
+from keras_lit.app.routes import AppState
+from keras_lit.app.routes import error
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 DEFAULT_MAX_REQUEST_BYTES = 10_000_000  # 10 MB
@@ -45,14 +40,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 # Bigger bodies are refused without reading them (the client may then see
 # the connection close instead of the 413).
 MAX_DRAIN_BYTES = 512 * 1024 * 1024
-MAX_BATCH = 4096  # Elements per input of one predict request.
-MAX_TOP_K = 100
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-SHAPE_LABELS = ("circle", "square", "triangle", "star", "cross", "ring")
-_MODEL_PATH = re.compile(
-    r"^(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?"
-    r"(?P<verb>:predict|/metadata)?$"
-)
 _CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
@@ -90,240 +78,73 @@ def create_app(
         "keras_lit.app", static_folder=STATIC_DIR, static_url_path="/static"
     )
     app.config["MAX_CONTENT_LENGTH"] = int(max_request_bytes)
+    app.config["KERAS_LIT_ALLOWED_HOSTS"] = (
+        None if allowed_hosts is None else set(allowed_hosts)
+    )
     app.json.sort_keys = False
     app.wsgi_app = _BodyLimit(app.wsgi_app, int(max_request_bytes))
     metadata = dict(getattr(backend, "metadata", {}) or {})
     if metadata.get("max_pixels"):
         max_pixels = min(int(max_pixels), int(metadata["max_pixels"]))
-    allowed = None if allowed_hosts is None else set(allowed_hosts)
-
-    def error(status, message):
-        response = flask.jsonify({"error": message})
-        response.status_code = status
-        return response
-
-    @app.before_request
-    def check_host():
-        if allowed is None:
-            return None
-        host = flask.request.host
-        name = host[1:].split("]")[0] if host.startswith("[") else host
-        name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
-        if name.lower() not in allowed:
-            return error(
-                403,
-                f"Host {host!r} is not allowed: the app answers only on "
-                f"{', '.join(sorted(allowed))}. To serve other hosts, start "
-                "it with --host.",
-            )
-        return None
-
-    @app.after_request
-    def add_headers(response):
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Content-Security-Policy"] = _CONTENT_SECURITY_POLICY
-        if not flask.request.path.startswith(("/static/", "/api/images/")):
-            response.headers["Cache-Control"] = "no-store"
-        return response
-
-    @app.errorhandler(HTTPException)
-    def http_error(exception):
-        if exception.code == 413:
-            return error(413, _too_large_message(None, max_request_bytes))
-        return error(exception.code, exception.description)
-
-    @app.errorhandler(Exception)
-    def internal_error(exception):
-        app.logger.exception("Request failed")
-        return error(
-            500, f"Internal error: {type(exception).__name__}: {exception}"
-        )
-
-    @app.get("/")
-    def index():
-        return flask.send_from_directory(STATIC_DIR, "index.html")
-
-    @app.get("/favicon.ico")
-    def favicon():
-        return flask.Response(status=204)
-
-    @app.get("/api/config")
-    def config():
-        samples = [
-            {"name": name, "url": f"/static/samples/{name}"}
-            for name in list_samples(SAMPLES_DIR)
-        ]
-        class_names = metadata.get("class_names")
-        default_labels = list(SHAPE_LABELS)
-        if class_names and len(class_names) <= 12:
-            default_labels = list(class_names)
-        search = None
-        if search_index is not None:
-            search = {"folder": search_index.folder}
-        return flask.jsonify(
-            {
-                "model_name": backend.model_name,
-                "predict_url": f"/v1/models/{backend.model_name}:predict",
-                "metadata_url": f"/v1/models/{backend.model_name}/metadata",
-                "backend": {
-                    "kind": backend.kind,
-                    "description": backend.describe(),
-                },
-                "templates": metadata.get("templates"),
-                "temperature": metadata.get("temperature"),
-                "class_names": class_names,
-                "default_labels": default_labels,
-                "max_request_bytes": int(max_request_bytes),
-                "max_pixels": int(max_pixels),
-                "max_batch": MAX_BATCH,
-                "max_text_bytes": metadata.get("max_text_bytes"),
-                "image_formats": metadata.get(
-                    "image_formats", ["JPEG", "PNG", "GIF", "BMP", "WebP"]
-                ),
-                "samples": samples,
-                "search": search,
-            }
-        )
-
-    @app.route("/v1/models/<path:subpath>", methods=["GET", "POST"])
-    def tf_serving(subpath):
-        request = flask.request
-        match = _MODEL_PATH.match(subpath)
-        verb = match and match["verb"]
-        is_predict = request.method == "POST" and verb == ":predict"
-        if match is None or not (is_predict or request.method == "GET"):
-            return error(
-                404, f"Malformed request: {request.method} /v1/models/{subpath}"
-            )
-        if request.method == "GET" and verb == ":predict":
-            return error(405, "Use POST for :predict")
-        try:
-            if backend.kind == "tf-serving":
-                return _forward(backend, request, subpath, max_pixels)
-            version = match["version"] and int(match["version"])
-            backend.check_model(match["name"], version)
-            if verb == "/metadata":
-                return flask.jsonify(backend.metadata_body())
-            if verb is None:
-                return flask.jsonify(backend.status_body())
-            signature_name, inputs, format = rest_format.parse_predict_request(
-                request.get_data(), backend.input_names
-            )
-            _check_batch(inputs)
-            rest_format.check_image_headers(inputs, max_pixels)
-            outputs = backend.predict(signature_name, inputs)
-            return flask.jsonify(
-                rest_format.encode_predict_response(outputs, format)
-            )
-        except RestError as refused:
-            return error(refused.status, refused.message)
-
-    @app.get("/api/search/status")
-    def search_status():
-        if search_index is None:
-            return error(404, "Search is off: start the app with --images DIR")
-        return flask.jsonify(_public_status(search_index.status()))
-
-    @app.post("/api/search/refresh")
-    def search_refresh():
-        if search_index is None:
-            return error(404, "Search is off: start the app with --images DIR")
-        search_index.start()
-        return flask.jsonify(_public_status(search_index.status()))
-
-    @app.post("/api/search")
-    def search():
-        if search_index is None:
-            return error(404, "Search is off: start the app with --images DIR")
-        body = flask.request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return error(
-                400,
-                'The body must be JSON: {"embedding": [numbers], "top_k": k}',
-            )
-        embedding = body.get("embedding")
-        if (
-            not isinstance(embedding, list)
-            or not embedding
-            or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool)
-                for x in embedding
-            )
-            or not all(math.isfinite(x) for x in embedding)
-        ):
-            return error(
-                400, "'embedding' must be a non-empty list of finite numbers"
-            )
-        top_k = body.get("top_k", 8)
-        if (
-            isinstance(top_k, bool)
-            or not isinstance(top_k, int)
-            or not (1 <= top_k <= MAX_TOP_K)
-        ):
-            return error(
-                400,
-                f"'top_k' must be an int from 1 to {MAX_TOP_K}. "
-                f"Received: {top_k!r}",
-            )
-        try:
-            hits = search_index.search(embedding, top_k)
-        except IndexNotReady as not_ready:
-            return error(503, str(not_ready))
-        except ValueError as bad:
-            return error(400, str(bad))
-        for hit in hits:
-            hit["url"] = "/api/images/" + quote(hit["name"], safe="/")
-        return flask.jsonify(
-            {"results": hits, "status": _public_status(search_index.status())}
-        )
-
-    @app.get("/api/images/<path:name>")
-    def image(name):
-        if search_index is None or not search_index.contains(name):
-            return error(404, f"No indexed image named {name!r}")
-        return flask.send_file(search_index.path(name), max_age=300)
-
+    app.extensions["keras_lit"] = AppState(
+        backend, search_index, int(max_request_bytes), max_pixels, metadata
+    )
+    app.before_request(_check_host)
+    app.after_request(_add_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _internal_error)
+    for rule, methods, view in routes.ROUTES:
+        app.add_url_rule(rule, view_func=view, methods=methods)
     return app
 
 
-def _check_batch(inputs):
-    for name, values in inputs.items():
-        if isinstance(values, list) and len(values) > MAX_BATCH:
-            raise RestError(
-                400,
-                f"{name}: {len(values)} values in one request, over the "
-                f"app's limit of {MAX_BATCH}; split the request",
-            )
-
-
-def _forward(backend, request, subpath, max_pixels):
-    """Sends a REST call on to TF Serving after the app's own checks."""
+def _check_host():
+    """Refuses `Host` headers outside the allowed names (DNS rebinding)."""
     import flask
 
-    body = None
-    if request.method == "POST":
-        body = request.get_data()
-        try:
-            _, inputs, _ = rest_format.parse_predict_request(body)
-        except RestError:
-            inputs = None  # Let TF Serving word its own answer.
-        if inputs is not None:
-            _check_batch(inputs)
-            rest_format.check_image_headers(inputs, max_pixels)
-    status, content_type, data = backend.forward(request.method, subpath, body)
-    return flask.Response(
-        data, status=status, content_type=content_type or "application/json"
+    allowed = flask.current_app.config["KERAS_LIT_ALLOWED_HOSTS"]
+    if allowed is None:
+        return None
+    host = flask.request.host
+    name = host[1:].split("]")[0] if host.startswith("[") else host
+    name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    if name.lower() not in allowed:
+        return error(
+            403,
+            f"Host {host!r} is not allowed: the app answers only on "
+            f"{', '.join(sorted(allowed))}. To serve other hosts, start "
+            "it with --host.",
+        )
+    return None
+
+
+def _add_headers(response):
+    import flask
+
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Content-Security-Policy"] = _CONTENT_SECURITY_POLICY
+    if not flask.request.path.startswith(("/static/", "/api/images/")):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _http_error(exception):
+    import flask
+
+    if exception.code == 413:
+        limit = flask.current_app.extensions["keras_lit"].max_request_bytes
+        return error(413, _too_large_message(None, limit))
+    return error(exception.code, exception.description)
+
+
+def _internal_error(exception):
+    import flask
+
+    flask.current_app.logger.exception("Request failed")
+    return error(
+        500, f"Internal error: {type(exception).__name__}: {exception}"
     )
-
-
-def _public_status(status):
-    status = dict(status)
-    status.pop("cache_path", None)
-    skipped = status.get("skipped") or []
-    status["skipped"] = skipped[:50]
-    status["skipped_count"] = len(skipped)
-    return status
 
 
 def _too_large_message(length, max_bytes):

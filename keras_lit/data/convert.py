@@ -16,6 +16,7 @@ so a crash never leaves a half-written shard under its final name.
 import argparse
 import collections
 import concurrent.futures
+import inspect
 import math
 import os
 import sys
@@ -23,6 +24,7 @@ import sys
 import tensorflow as tf
 from tqdm import tqdm
 
+from keras_lit.command_line import run_command_line
 from keras_lit.data.csv_reader import read_csv_pairs
 from keras_lit.data.example_format import serialize_example
 from keras_lit.data.folder_reader import read_folder_pairs
@@ -137,62 +139,49 @@ def write_tfrecords(
     return summary
 
 
-def convert_csv(
-    path,
-    output_dir,
-    image_column="image",
-    text_column="caption",
-    delimiter=None,
-    image_root=None,
-    group_captions=True,
-    **kwargs,
-):
+def convert_csv(path, output_dir, **kwargs):
     """A CSV/TSV of image paths and captions -> sharded TFRecords.
 
     Args:
-        path, image_column, text_column, delimiter, image_root,
-            group_captions: see `keras_lit.data.read_csv_pairs`.
+        path: the CSV or TSV file.
         output_dir: directory for the shards.
-        **kwargs: passed to `write_tfrecords` (`prefix`,
+        **kwargs: the options of `keras_lit.data.read_csv_pairs`
+            (`image_column`, `text_column`, `delimiter`, `image_root`,
+            `group_captions`) and of `write_tfrecords` (`prefix`,
             `examples_per_shard`, `validate`, `overwrite`, `verbose`, ...).
 
     Example:
     >>> convert_csv("pairs.csv", "out/", examples_per_shard=1000)  # +SKIP
     """
-    paths, captions = read_csv_pairs(
-        path,
-        image_column,
-        text_column,
-        delimiter,
-        image_root,
-        group_captions,
-    )
-    return write_tfrecords(paths, captions, output_dir, **kwargs)
+    read_options, write_options = _split_options(read_csv_pairs, kwargs)
+    paths, captions = read_csv_pairs(path, **read_options)
+    return write_tfrecords(paths, captions, output_dir, **write_options)
 
 
-def convert_folder(
-    directory,
-    output_dir,
-    captions_file=None,
-    image_key="file_name",
-    text_key="text",
-    **kwargs,
-):
+def convert_folder(directory, output_dir, **kwargs):
     """An image folder with JSON Lines captions -> sharded TFRecords.
 
     Args:
-        directory, captions_file, image_key, text_key: see
-            `keras_lit.data.read_folder_pairs`.
+        directory: the image folder.
         output_dir: directory for the shards.
-        **kwargs: passed to `write_tfrecords`.
+        **kwargs: the options of `keras_lit.data.read_folder_pairs`
+            (`captions_file`, `image_key`, `text_key`) and of
+            `write_tfrecords`.
 
     Example:
     >>> convert_folder("photos/", "out/")  # doctest: +SKIP
     """
-    paths, captions = read_folder_pairs(
-        directory, captions_file, image_key, text_key
-    )
-    return write_tfrecords(paths, captions, output_dir, **kwargs)
+    read_options, write_options = _split_options(read_folder_pairs, kwargs)
+    paths, captions = read_folder_pairs(directory, **read_options)
+    return write_tfrecords(paths, captions, output_dir, **write_options)
+
+
+def _split_options(reader, options):
+    """`options` -> (those `reader` takes, the others for write_tfrecords)."""
+    names = set(inspect.signature(reader).parameters)
+    read = {k: v for k, v in options.items() if k in names}
+    write = {k: v for k, v in options.items() if k not in names}
+    return read, write
 
 
 def _read_ahead(executor, paths, window):
@@ -316,13 +305,7 @@ def run(args):
 
 def main(argv=None):
     """Command-line entry point; returns the process exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command_line(build_parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,7 @@ import os
 import tensorflow as tf
 
 from keras_lit.data.image_files_reader import image_files_dataset
-from keras_lit.data.pipeline import validate_options
-from keras_lit.image_ops import DEFAULT_MAX_PIXELS
+from keras_lit.data.pipeline import reader_arguments
 
 
 def read_csv_pairs(
@@ -114,15 +113,8 @@ def csv_dataset(
     delimiter=None,
     image_root=None,
     group_captions=True,
-    batch_size=None,
-    shuffle=True,
-    seed=None,
-    augment=None,
-    caption="random",
-    max_pixels=DEFAULT_MAX_PIXELS,
-    drop_remainder=True,
-    skipped_images=None,
-    num_parallel_calls=tf.data.AUTOTUNE,
+    options=None,
+    **kwargs,
 ):
     """Image-text pairs from a CSV/TSV file with image paths and captions.
 
@@ -135,17 +127,16 @@ def csv_dataset(
         path, image_column, text_column, delimiter, image_root,
             group_captions: see `read_csv_pairs`.
         image_size: `(height, width)` of the output images.
-        Other arguments: as for `tfrecord_dataset`.
+        options, **kwargs: as for `tfrecord_dataset`.
 
     Returns:
-        A `tf.data.Dataset` of `{"images": uint8 [H, W, 3], "texts":
-        string}`, with attributes `skipped_images` and `image_size`.
+        A dataset as `tfrecord_dataset` returns.
 
     Example:
     >>> dataset = keras_lit.data.csv_dataset(  # doctest: +SKIP
     ...     "pairs.csv", image_size=(224, 224), batch_size=256, seed=0)
     """
-    validate_options(image_size, batch_size, caption, augment, max_pixels)
+    image_size, options = reader_arguments(image_size, options, kwargs)
     paths, captions = read_csv_pairs(
         path,
         image_column,
@@ -154,20 +145,7 @@ def csv_dataset(
         image_root,
         group_captions,
     )
-    return image_files_dataset(
-        paths,
-        captions,
-        image_size=image_size,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        augment=augment,
-        caption=caption,
-        max_pixels=max_pixels,
-        drop_remainder=drop_remainder,
-        skipped_images=skipped_images,
-        num_parallel_calls=num_parallel_calls,
-    )
+    return image_files_dataset(paths, captions, image_size, options)
 
 
 def _resolve(image, image_root):

@@ -6,8 +6,7 @@ import os
 import tensorflow as tf
 
 from keras_lit.data.image_files_reader import image_files_dataset
-from keras_lit.data.pipeline import validate_options
-from keras_lit.image_ops import DEFAULT_MAX_PIXELS
+from keras_lit.data.pipeline import reader_arguments
 
 CAPTION_FILES = ("captions.jsonl", "metadata.jsonl")
 
@@ -31,7 +30,7 @@ def read_folder_pairs(
         text_key: the key holding a caption or a list of captions.
 
     Returns:
-        `(paths, captions)`: lists of image paths and of caption lists.
+        `(paths, captions)`, as `read_csv_pairs` returns them.
 
     Example:
     >>> paths, captions = read_folder_pairs("photos/")  # doctest: +SKIP
@@ -96,15 +95,8 @@ def folder_dataset(
     captions_file=None,
     image_key="file_name",
     text_key="text",
-    batch_size=None,
-    shuffle=True,
-    seed=None,
-    augment=None,
-    caption="random",
-    max_pixels=DEFAULT_MAX_PIXELS,
-    drop_remainder=True,
-    skipped_images=None,
-    num_parallel_calls=tf.data.AUTOTUNE,
+    options=None,
+    **kwargs,
 ):
     """Image-text pairs from an image folder with JSON Lines captions.
 
@@ -116,32 +108,15 @@ def folder_dataset(
     Args:
         directory, captions_file, image_key, text_key: see
             `read_folder_pairs`.
-        image_size: `(height, width)` of the output images.
-        Other arguments: as for `tfrecord_dataset`.
-
-    Returns:
-        A `tf.data.Dataset` of `{"images": uint8 [H, W, 3], "texts":
-        string}`, with attributes `skipped_images` and `image_size`.
+        image_size, options, **kwargs: as for `tfrecord_dataset`, which
+            describes the dataset returned too.
 
     Example:
     >>> dataset = keras_lit.data.folder_dataset(  # doctest: +SKIP
     ...     "photos/", image_size=(224, 224), batch_size=256, seed=0)
     """
-    validate_options(image_size, batch_size, caption, augment, max_pixels)
+    image_size, options = reader_arguments(image_size, options, kwargs)
     paths, captions = read_folder_pairs(
         directory, captions_file, image_key, text_key
     )
-    return image_files_dataset(
-        paths,
-        captions,
-        image_size=image_size,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        augment=augment,
-        caption=caption,
-        max_pixels=max_pixels,
-        drop_remainder=drop_remainder,
-        skipped_images=skipped_images,
-        num_parallel_calls=num_parallel_calls,
-    )
+    return image_files_dataset(paths, captions, image_size, options)

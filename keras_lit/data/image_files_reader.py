@@ -5,26 +5,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_lit.data.pipeline import DATA
-from keras_lit.data.pipeline import image_text_dataset
-from keras_lit.data.pipeline import validate_options
-from keras_lit.image_ops import DEFAULT_MAX_PIXELS
+from keras_lit.data.pipeline import reader_arguments
+from keras_lit.data.pipeline import single_unit_dataset
 
 
-def image_files_dataset(
-    paths,
-    captions,
-    image_size,
-    batch_size=None,
-    shuffle=True,
-    seed=None,
-    augment=None,
-    caption="random",
-    max_pixels=DEFAULT_MAX_PIXELS,
-    drop_remainder=True,
-    skipped_images=None,
-    num_parallel_calls=tf.data.AUTOTUNE,
-):
+def image_files_dataset(paths, captions, image_size, options=None, **kwargs):
     """Image-text pairs from a list of image files and their captions.
 
     The building block of `csv_dataset` and `folder_dataset`, usable on its
@@ -41,18 +26,17 @@ def image_files_dataset(
         captions: list of N captions; each a string or a list of strings
             (one is sampled per step with `caption="random"`).
         image_size: `(height, width)` of the output images.
-        Other arguments: as for `tfrecord_dataset`.
+        options, **kwargs: as for `tfrecord_dataset`.
 
     Returns:
-        A `tf.data.Dataset` of `{"images": uint8 [H, W, 3], "texts":
-        string}`, with attributes `skipped_images` and `image_size`.
+        A dataset as `tfrecord_dataset` returns.
 
     Example:
     >>> dataset = image_files_dataset(  # doctest: +SKIP
     ...     ["a.jpg", "b.png"], ["a cat", ["a dog", "a puppy"]],
     ...     image_size=(224, 224), batch_size=2)
     """
-    validate_options(image_size, batch_size, caption, augment, max_pixels)
+    image_size, options = reader_arguments(image_size, options, kwargs)
     paths = [os.fspath(p) for p in paths]
     captions = list(captions)
     if len(paths) != len(captions):
@@ -72,29 +56,15 @@ def image_files_dataset(
 
     def read_unit(unit, unit_seed):
         dataset = tf.data.Dataset.from_tensor_slices(rows)
-        if shuffle:
+        if options.shuffle:
             dataset = dataset.shuffle(num_rows, seed=unit_seed[0])
         return dataset
 
     def load(row):
         return tf.io.read_file(row["path"]), row["texts"]
 
-    return image_text_dataset(
-        tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)),
-        read_unit,
-        load,
-        image_size=image_size,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        augment=augment,
-        caption=caption,
-        max_pixels=max_pixels,
-        shuffle_decoded=False,
-        drop_remainder=drop_remainder,
-        skipped_images=skipped_images,
-        num_parallel_calls=num_parallel_calls,
-        auto_shard_policy=DATA,
+    return single_unit_dataset(
+        read_unit, load, image_size, options, shuffle_decoded=False
     )
 
 

@@ -28,14 +28,12 @@ file source (it cannot see through `ignore_errors` or a second source).
 import tensorflow as tf
 
 from keras_lit.data.augment import inception_crop
+from keras_lit.data.reader_options import ReaderOptions
 from keras_lit.data.skipped_images import SkippedImages
 from keras_lit.image_frames import assert_frames_tf
-from keras_lit.image_ops import DEFAULT_MAX_PIXELS
 from keras_lit.image_ops import image_header_size
 from keras_lit.image_ops import resize_and_crop
 
-CAPTION_MODES = ("random", "first", "all")
-AUGMENTATIONS = ("inception_crop",)
 OK, SENTINEL, EMPTY, TOO_LARGE, NO_CAPTION = range(5)
 # Random ops under these scopes pick seeds and captions, not image content:
 # `keras_lit.precompute` ignores them when it looks for augmentation.
@@ -45,15 +43,8 @@ DATA = tf.data.experimental.AutoShardPolicy.DATA
 FILE = tf.data.experimental.AutoShardPolicy.FILE
 
 
-def validate_options(
-    image_size,
-    batch_size=None,
-    caption="random",
-    augment=None,
-    max_pixels=DEFAULT_MAX_PIXELS,
-    shuffle_buffer_size=1000,
-):
-    """Checks the reader options shared by all readers; returns image_size.
+def validate_image_size(image_size):
+    """`image_size` as `(height, width)`; an int means a square.
 
     Raises a `ValueError` naming the argument and the received value.
     """
@@ -69,35 +60,25 @@ def validate_options(
             "e.g. `model.image_encoder.image_size`. "
             f"Received: image_size={image_size!r}"
         )
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ValueError(
-            "`batch_size` must be a positive int or None (unbatched). "
-            f"Received: batch_size={batch_size!r}"
-        )
-    if caption not in CAPTION_MODES:
-        raise ValueError(
-            f"`caption` must be one of {', '.join(map(repr, CAPTION_MODES))}"
-            f". Received: caption={caption!r}"
-        )
-    if augment is not None and augment not in AUGMENTATIONS:
-        if not callable(augment):
-            raise ValueError(
-                "`augment` must be None, 'inception_crop' or a callable "
-                "`augment(image, seed) -> image`. "
-                f"Received: augment={augment!r}"
-            )
-    if not isinstance(max_pixels, int) or max_pixels < 1:
-        raise ValueError(
-            "`max_pixels` must be a positive int. "
-            f"Received: max_pixels={max_pixels!r}"
-        )
-    if not isinstance(shuffle_buffer_size, int) or shuffle_buffer_size < 1:
-        raise ValueError(
-            "`shuffle_buffer_size` must be a positive int. "
-            f"Received: shuffle_buffer_size={shuffle_buffer_size!r}"
-        )
+    return image_size
+
+
+def reader_arguments(image_size, options, overrides):
+    """A reader's `image_size`, `options` and keyword arguments, checked.
+
+    Returns `(image_size, ReaderOptions)`; the keyword arguments override
+    the fields of `options`.
+    """
+    image_size = validate_image_size(image_size)
+    return image_size, ReaderOptions.from_arguments(options, **overrides)
+
+
+def validate_options(image_size, **options):
+    """Checks `image_size` and reader options; returns image_size.
+
+    Kept for callers of the keyword form; see `ReaderOptions`.
+    """
+    image_size, _ = reader_arguments(image_size, None, options)
     return image_size
 
 
@@ -106,17 +87,8 @@ def image_text_dataset(
     read_unit,
     load,
     image_size,
-    batch_size=None,
-    shuffle=True,
-    seed=None,
-    augment=None,
-    caption="random",
-    max_pixels=DEFAULT_MAX_PIXELS,
-    shuffle_buffer_size=1000,
+    options,
     shuffle_decoded=True,
-    drop_remainder=True,
-    skipped_images=None,
-    num_parallel_calls=tf.data.AUTOTUNE,
     cycle_length=1,
     auto_shard_policy=DATA,
 ):
@@ -128,33 +100,84 @@ def image_text_dataset(
             payloads (a string or a dict of tensors, never a tuple).
         load: `load(payload) -> (image_bytes, captions)`, TF ops that may
             raise on bad data.
+        image_size: `(height, width)` of the output images.
+        options: a `ReaderOptions`.
         shuffle_decoded: shuffle decoded examples with a buffer (readers
             that shuffle payloads themselves pass False).
         cycle_length: units decoded in parallel. 1 keeps the units' order.
-        Other arguments: see the readers.
+        auto_shard_policy: the `tf.data` auto-shard policy of the output.
 
     Returns:
         A `tf.data.Dataset` of `{"images": uint8 [H, W, 3], "texts": string}`
         (batched if `batch_size`), with attributes `skipped_images` and
         `image_size`.
     """
-    image_size = validate_options(
-        image_size,
-        batch_size,
-        caption,
-        augment,
-        max_pixels,
-        shuffle_buffer_size,
-    )
-    skipped_images = skipped_images or SkippedImages()
-    if not isinstance(skipped_images, SkippedImages):
-        raise ValueError(
-            "`skipped_images` must be a keras_lit.data.SkippedImages. "
-            f"Received: {type(skipped_images).__name__}"
+    image_size = validate_image_size(image_size)
+    shuffle, seed, caption = options.shuffle, options.seed, options.caption
+    batch_size, augment = options.batch_size, options.augment
+    skipped_images = options.skipped_images or SkippedImages()
+    decode = _decoder(image_size, load, augment, caption, options.max_pixels)
+
+    def unit_examples(unit, unit_seed):
+        payloads = read_unit(unit, unit_seed)
+        return _decode_and_count(
+            payloads,
+            unit_seed,
+            decode,
+            skipped_images,
+            options.num_parallel_calls,
+        )
+
+    if shuffle and cycle_length > 1:
+        units = units.shuffle(
+            units.cardinality(), seed=seed, reshuffle_each_iteration=True
         )
     needs_seeds = shuffle or augment is not None or caption == "random"
+    units = with_unit_seeds(units, seed, needs_seeds)
+    if cycle_length > 1:
+        dataset = units.interleave(
+            unit_examples,
+            cycle_length=cycle_length,
+            num_parallel_calls=options.num_parallel_calls,
+            deterministic=True,
+        )
+    else:
+        dataset = units.flat_map(unit_examples)
+    if shuffle and shuffle_decoded:
+        dataset = dataset.shuffle(
+            options.shuffle_buffer_size,
+            seed=seed,
+            reshuffle_each_iteration=True,
+        )
+    if batch_size is not None:
+        if caption == "all":
+            dataset = dataset.ragged_batch(
+                batch_size, drop_remainder=options.drop_remainder
+            )
+        else:
+            dataset = dataset.batch(
+                batch_size, drop_remainder=options.drop_remainder
+            )
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    data_options = tf.data.Options()
+    data_options.deterministic = True
+    data_options.experimental_distribute.auto_shard_policy = auto_shard_policy
+    dataset = dataset.with_options(data_options)
+    dataset.skipped_images = skipped_images
+    dataset.image_size = image_size
+    return dataset
+
+
+def with_unit_seeds(units, seed, draws=True):
+    """Pairs each unit with a new seed on every pass: `(unit, seed [2])`.
+
+    The seeds come from one `tf.random.Generator` (from `seed`, or
+    non-deterministic if `seed` is None) in a sequential map; without
+    `draws` every seed is zeros. Under the `SEED_SCOPE` name scope, so
+    `keras_lit.precompute` does not take them for augmentation.
+    """
     generator = None
-    if needs_seeds:
+    if draws:
         generator = (
             tf.random.Generator.from_non_deterministic_state()
             if seed is None
@@ -167,47 +190,24 @@ def image_text_dataset(
                 return unit, tf.zeros([2], tf.int64)
             return unit, generator.make_seeds(1)[:, 0]
 
-    decode = _decoder(image_size, load, augment, caption, max_pixels)
+    return units.map(with_seed)
 
-    def unit_examples(unit, unit_seed):
-        payloads = read_unit(unit, unit_seed)
-        return _decode_and_count(
-            payloads, unit_seed, decode, skipped_images, num_parallel_calls
-        )
 
-    if shuffle and cycle_length > 1:
-        units = units.shuffle(
-            units.cardinality(), seed=seed, reshuffle_each_iteration=True
-        )
-    units = units.map(with_seed)
-    if cycle_length > 1:
-        dataset = units.interleave(
-            unit_examples,
-            cycle_length=cycle_length,
-            num_parallel_calls=num_parallel_calls,
-            deterministic=True,
-        )
-    else:
-        dataset = units.flat_map(unit_examples)
-    if shuffle and shuffle_decoded:
-        dataset = dataset.shuffle(
-            shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True
-        )
-    if batch_size is not None:
-        if caption == "all":
-            dataset = dataset.ragged_batch(
-                batch_size, drop_remainder=drop_remainder
-            )
-        else:
-            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.deterministic = True
-    options.experimental_distribute.auto_shard_policy = auto_shard_policy
-    dataset = dataset.with_options(options)
-    dataset.skipped_images = skipped_images
-    dataset.image_size = image_size
-    return dataset
+def single_unit_dataset(read_unit, load, image_size, options, **kwargs):
+    """`image_text_dataset` over one unit (a whole list or split), DATA-sharded.
+
+    `read_unit(unit, unit_seed)` is called with a dummy unit; other keyword
+    arguments go to `image_text_dataset`.
+    """
+    return image_text_dataset(
+        tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)),
+        read_unit,
+        load,
+        image_size,
+        options,
+        auto_shard_policy=DATA,
+        **kwargs,
+    )
 
 
 def _decoder(image_size, load, augment, caption, max_pixels):

@@ -1,11 +1,7 @@
 """Reads image-text pairs from a TensorFlow Datasets (tfds) dataset."""
 
-import tensorflow as tf
-
-from keras_lit.data.pipeline import DATA
-from keras_lit.data.pipeline import image_text_dataset
-from keras_lit.data.pipeline import validate_options
-from keras_lit.image_ops import DEFAULT_MAX_PIXELS
+from keras_lit.data.pipeline import reader_arguments
+from keras_lit.data.pipeline import single_unit_dataset
 
 
 def tfds_dataset(
@@ -16,16 +12,8 @@ def tfds_dataset(
     image_key="image",
     text_key="captions/text",
     download=False,
-    batch_size=None,
-    shuffle=True,
-    seed=None,
-    augment=None,
-    caption="random",
-    max_pixels=DEFAULT_MAX_PIXELS,
-    shuffle_buffer_size=1000,
-    drop_remainder=True,
-    skipped_images=None,
-    num_parallel_calls=tf.data.AUTOTUNE,
+    options=None,
+    **kwargs,
 ):
     """Image-text pairs from a tfds dataset such as `coco_captions`.
 
@@ -44,11 +32,10 @@ def tfds_dataset(
             `"captions/text"` for `coco_captions`.
         download: bool. Let tfds download and prepare the dataset if it is
             not there yet. Defaults to `False` (fail with a clear error).
-        Other arguments: as for `tfrecord_dataset`.
+        options, **kwargs: as for `tfrecord_dataset`.
 
     Returns:
-        A `tf.data.Dataset` of `{"images": uint8 [H, W, 3], "texts":
-        string}`, with attributes `skipped_images` and `image_size`.
+        A dataset as `tfrecord_dataset` returns.
 
     Example:
     >>> dataset = keras_lit.data.tfds_dataset(  # doctest: +SKIP
@@ -56,7 +43,7 @@ def tfds_dataset(
     """
     import tensorflow_datasets as tfds
 
-    validate_options(image_size, batch_size, caption, augment, max_pixels)
+    image_size, options = reader_arguments(image_size, options, kwargs)
     builder = name
     if isinstance(name, str):
         builder = tfds.builder(name, data_dir=data_dir)
@@ -73,9 +60,9 @@ def tfds_dataset(
     try:
         source = builder.as_dataset(
             split=split,
-            shuffle_files=shuffle,
+            shuffle_files=options.shuffle,
             decoders=_skip_decoding(image_key, tfds.decode.SkipDecoding()),
-            read_config=tfds.ReadConfig(shuffle_seed=seed),
+            read_config=tfds.ReadConfig(shuffle_seed=options.seed),
         )
     except AssertionError as error:
         raise ValueError(
@@ -96,23 +83,7 @@ def tfds_dataset(
     def load(example):
         return example["image"], example["texts"]
 
-    return image_text_dataset(
-        tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)),
-        read_unit,
-        load,
-        image_size=image_size,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        augment=augment,
-        caption=caption,
-        max_pixels=max_pixels,
-        shuffle_buffer_size=shuffle_buffer_size,
-        drop_remainder=drop_remainder,
-        skipped_images=skipped_images,
-        num_parallel_calls=num_parallel_calls,
-        auto_shard_policy=DATA,
-    )
+    return single_unit_dataset(read_unit, load, image_size, options)
 
 
 def _lookup_feature(features, key):

@@ -6,27 +6,17 @@ from keras_lit.data.example_format import IMAGE_KEY
 from keras_lit.data.example_format import TEXT_KEY
 from keras_lit.data.example_format import parse_example
 from keras_lit.data.pipeline import image_text_dataset
-from keras_lit.data.pipeline import validate_options
+from keras_lit.data.pipeline import reader_arguments
 from keras_lit.distribute import auto_shard_policy
-from keras_lit.image_ops import DEFAULT_MAX_PIXELS
 
 
 def tfrecord_dataset(
     file_pattern,
     image_size,
-    batch_size=None,
-    shuffle=True,
-    seed=None,
-    augment=None,
-    caption="random",
-    max_pixels=DEFAULT_MAX_PIXELS,
-    shuffle_buffer_size=1000,
-    drop_remainder=True,
+    options=None,
     image_key=IMAGE_KEY,
     text_key=TEXT_KEY,
-    skipped_images=None,
-    num_parallel_calls=tf.data.AUTOTUNE,
-    cycle_length=8,
+    **kwargs,
 ):
     """Image-text pairs from TFRecord shards of `tf.train.Example`s.
 
@@ -49,25 +39,11 @@ def tfrecord_dataset(
         file_pattern: a glob pattern, a file name or a list of either.
         image_size: `(height, width)` of the output images, e.g.
             `model.image_encoder.image_size`; an int means a square.
-        batch_size: optional int. Batch the output (`None`: unbatched).
-        shuffle: bool. Shuffle files and examples. Defaults to `True`.
-        seed: optional int. Makes shuffling, augmentation and caption
-            sampling reproducible; each epoch still differs.
-        augment: `None`, `"inception_crop"` (random 5-100% crop, the LiT
-            recipe) or a callable `augment(image, seed) -> image` applied to
-            the decoded uint8 image before the resize and crop.
-        caption: `"random"` (a random caption per image each time it is
-            read), `"first"`, or `"all"` (every caption: `[N]` strings,
-            ragged when batched; what `precompute_image_embeddings` wants).
-        max_pixels: int. Images whose header claims more pixels are
-            skipped. Defaults to 50 million.
-        shuffle_buffer_size: int. Decoded examples in the shuffle buffer.
-        drop_remainder: bool. Drop the last partial batch (static shapes).
+        options: optional `ReaderOptions`: batching, shuffling, seed,
+            augmentation, caption sampling, pixel limit, ...
+        **kwargs: any `ReaderOptions` field by name (e.g. `batch_size=256,
+            seed=0`), overriding `options`.
         image_key, text_key: feature names in the examples.
-        skipped_images: optional `SkippedImages` to count into (to share one
-            counter between several datasets).
-        num_parallel_calls: parallelism of decoding and of file reading.
-        cycle_length: files read at once when shuffling.
 
     Returns:
         A `tf.data.Dataset` of `{"images": uint8 [H, W, 3], "texts":
@@ -80,15 +56,10 @@ def tfrecord_dataset(
     ...     seed=0)
     >>> model.fit(dataset, callbacks=[dataset.skipped_images])  # +SKIP
     """
-    validate_options(image_size, batch_size, caption, augment, max_pixels)
+    image_size, options = reader_arguments(image_size, options, kwargs)
     files = _match_files(file_pattern)
     for file_name in files:
         check_tfrecord_framing(file_name)
-    if not isinstance(cycle_length, int) or cycle_length < 1:
-        raise ValueError(
-            "`cycle_length` must be a positive int. "
-            f"Received: cycle_length={cycle_length!r}"
-        )
 
     def read_unit(file_name, unit_seed):
         return tf.data.TFRecordDataset(file_name)
@@ -97,22 +68,13 @@ def tfrecord_dataset(
         example = parse_example(record, image_key, text_key)
         return example["image"], example["texts"]
 
-    cycle = min(cycle_length, len(files)) if shuffle else 1
+    cycle = min(options.cycle_length, len(files)) if options.shuffle else 1
     return image_text_dataset(
         tf.data.Dataset.from_tensor_slices(files),
         read_unit,
         load,
-        image_size=image_size,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        augment=augment,
-        caption=caption,
-        max_pixels=max_pixels,
-        shuffle_buffer_size=shuffle_buffer_size,
-        drop_remainder=drop_remainder,
-        skipped_images=skipped_images,
-        num_parallel_calls=num_parallel_calls,
+        image_size,
+        options,
         cycle_length=cycle,
         auto_shard_policy=auto_shard_policy(files),
     )

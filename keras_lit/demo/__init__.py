@@ -9,7 +9,7 @@ report. `keras-lit demo` and `make demo` call it.
 from keras_lit.demo.captions import LABEL_SETS
 from keras_lit.demo.captions import PROMPT_TEMPLATES
 from keras_lit.demo.pipeline import demo_settings
-from keras_lit.demo.pipeline import format_results
 from keras_lit.demo.pipeline import run_demo
+from keras_lit.demo.report import format_results
 from keras_lit.demo.shapes import ATTRIBUTES
 from keras_lit.demo.shapes import generate_images

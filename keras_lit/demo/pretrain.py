@@ -23,6 +23,7 @@ import numpy as np
 
 from keras_lit.demo import shapes
 from keras_lit.demo.progress import ProgressBar
+from keras_lit.schedules import warmup_cosine_decay
 
 # Bump when the data generator or the training code changes the weights.
 CACHE_VERSION = 1
@@ -113,11 +114,8 @@ def pretrain_backbone(
     steps_per_epoch = settings["num_images"] // settings["batch_size"]
     total_steps = steps_per_epoch * settings["epochs"]
     warmup = max(1, int(settings["warmup_fraction"] * total_steps))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0,
-        decay_steps=max(total_steps - warmup, 1),
-        warmup_target=settings["learning_rate"],
-        warmup_steps=warmup,
+    schedule = warmup_cosine_decay(
+        settings["learning_rate"], total_steps, warmup
     )
     classifier.compile(
         optimizer=keras.optimizers.Adam(schedule),

@@ -3,13 +3,16 @@ import math
 import keras
 from keras import ops
 
+from keras_lit.losses import contrastive_logits
+
 
 @keras.saving.register_keras_serializable(package="keras_lit")
 class ContrastiveHead(keras.layers.Layer):
     """Scores every image in a batch against every text.
 
-    Holds the learnable log-temperature. Embeddings are L2-normalised in
-    float32 (a zero vector stays zero instead of turning into NaN), and the
+    Holds the learnable parameters of the loss (the log-temperature), which
+    `LiTModel` hands to its loss object every step. Embeddings are
+    L2-normalised in float32 (a zero vector stays zero instead of NaN), and the
     logits are `t * image_embeddings @ text_embeddings.T` with
     `t = min(exp(log_t), max_temperature)`.
 
@@ -65,10 +68,11 @@ class ContrastiveHead(keras.layers.Layer):
         return ops.normalize(ops.cast(embeddings, "float32"), axis=-1)
 
     def call(self, image_embeddings, text_embeddings):
-        image_embeddings = self.normalize(image_embeddings)
-        text_embeddings = self.normalize(text_embeddings)
-        logits = ops.matmul(image_embeddings, ops.transpose(text_embeddings))
-        return logits * self.temperature
+        return contrastive_logits(
+            self.normalize(image_embeddings),
+            self.normalize(text_embeddings),
+            self.temperature,
+        )
 
     def compute_output_spec(self, image_embeddings, text_embeddings):
         return keras.KerasTensor(

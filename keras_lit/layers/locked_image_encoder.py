@@ -3,6 +3,9 @@ import copy
 import keras
 from keras import ops
 
+from keras_lit.compat import set_trainable
+from keras_lit.layers.preset_loading import load_image_encoder
+
 POOLINGS = ("avg", "max", "cls", "none")
 
 
@@ -57,6 +60,8 @@ class LockedImageEncoder(keras.layers.Layer):
     (2, 64)
     """
 
+    POOLINGS = POOLINGS
+
     def __init__(
         self,
         backbone,
@@ -103,7 +108,7 @@ class LockedImageEncoder(keras.layers.Layer):
 
         # === Layers ===
         self.backbone = backbone
-        _set_trainable(self.backbone, not locked)
+        set_trainable(self.backbone, not locked)
         self.head = None
         if head_dim is not None:
             self.head = keras.layers.Dense(
@@ -166,9 +171,8 @@ class LockedImageEncoder(keras.layers.Layer):
         >>> encoder.pooling, encoder.image_size  # doctest: +SKIP
         ('cls', (224, 224))
         """
-        from keras_lit.layers.preset_loading import load_image_encoder
-
         return load_image_encoder(
+            cls,
             preset,
             pooling=pooling,
             image_size=image_size,
@@ -176,7 +180,6 @@ class LockedImageEncoder(keras.layers.Layer):
             mean=mean,
             std=std,
             load_weights=load_weights,
-            cls=cls,
             **kwargs,
         )
 
@@ -186,7 +189,7 @@ class LockedImageEncoder(keras.layers.Layer):
 
     @locked.setter
     def locked(self, value):
-        _set_trainable(self.backbone, not value)
+        set_trainable(self.backbone, not value)
 
     def build(self, input_shape=None):
         self.built = True
@@ -262,14 +265,6 @@ class LockedImageEncoder(keras.layers.Layer):
         config = copy.deepcopy(config)
         config["backbone"] = keras.layers.deserialize(config["backbone"])
         return cls(**config)
-
-
-def _set_trainable(layer, value):
-    # `layer.trainable = value` is a no-op when the flag already equals
-    # `value` (TF's tracking short-circuits `x.a = x.a`), even if the
-    # sublayers disagree: a backbone deserialised with `trainable=False`
-    # keeps trainable variables. Call the property setter, which recurses.
-    type(layer).trainable.fset(layer, value)
 
 
 def _static_image_size(backbone):

@@ -1,8 +1,8 @@
-"""Towers and LiT models from presets: KerasHub, KerasCV and Hugging Face.
+"""Towers from presets: KerasHub, KerasCV and Hugging Face.
 
-The machinery behind `LockedImageEncoder.from_preset`,
-`TextEncoder.from_preset`, `LiTModel.from_preset` and
-`LiTModel.save_to_preset`. A preset is one of:
+The machinery behind `LockedImageEncoder.from_preset` and
+`TextEncoder.from_preset`. As KerasHub's loaders, each loader is handed the
+class it builds and imports no tower. A preset is one of:
 
 - a recommended pair from `keras_lit.presets.LIT_PRESETS` (its image or
   text half);
@@ -13,31 +13,29 @@ The machinery behind `LockedImageEncoder.from_preset`,
   KerasCV preset directory;
 - a Hugging Face model directory (`config.json` + `model.safetensors`, plus
   `vocab.txt` for BERT-family text models), converted by KerasHub;
-- a LiT preset written by `LiTModel.save_to_preset` (KerasHub's layout:
-  `config.json`, `model.weights.h5`, `tokenizer.json` + `assets/tokenizer/`,
-  `metadata.json`).
+- a LiT preset written by `LiTModel.save_to_preset` (one of its trained
+  towers; see `keras_lit.models.lit_presets`).
 
 Remote presets go through `keras_lit.presets.network_guard`, so a missing
 network gives a one-line `PresetNetworkError`.
 """
 
-import datetime
 import json
-import os
 
 import keras
 import keras_hub
-import tensorflow as tf
 
 from keras_lit import presets
-from keras_lit.layers.locked_image_encoder import POOLINGS as IMAGE_POOLINGS
-from keras_lit.layers.locked_image_encoder import LockedImageEncoder
-from keras_lit.layers.text_encoder import POOLINGS as TEXT_POOLINGS
-from keras_lit.layers.text_encoder import TextEncoder
+from keras_lit.layers.preset_files import check_preset
+from keras_lit.layers.preset_files import config_kind
+from keras_lit.layers.preset_files import file_exists
+from keras_lit.layers.preset_files import get_file
+from keras_lit.layers.preset_files import load_config
+from keras_lit.layers.preset_files import load_saved_preset
+from keras_lit.layers.preset_files import not_in_offline_cache
+from keras_lit.layers.preset_files import required_file
+from keras_lit.layers.preset_files import uncached_offline
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.weights.h5"
-METADATA_FILE = "metadata.json"
 SENTENCE_POOLING_FILE = "1_Pooling/config.json"
 
 # Vision families whose first output token is a CLS token (pre-logits).
@@ -60,34 +58,21 @@ KERAS_CV_IMAGE_SIZE = (224, 224)
 # --- Towers -----------------------------------------------------------------
 
 
-def load_image_encoder(
-    preset,
-    pooling=None,
-    image_size=None,
-    value_range=None,
-    mean=None,
-    std=None,
-    load_weights=True,
-    cls=LockedImageEncoder,
-    **kwargs,
-):
-    """See `LockedImageEncoder.from_preset`."""
-    _check_pooling(pooling, IMAGE_POOLINGS)
+def load_image_encoder(cls, preset, load_weights=True, **kwargs):
+    """See `LockedImageEncoder.from_preset`; `cls` is the class to build.
+
+    `kwargs` holds the `from_preset` options (`None` = from the preset) and
+    any other `cls` arguments.
+    """
     explicit = {
-        "pooling": pooling,
-        "image_size": image_size,
-        "value_range": value_range,
-        "mean": mean,
-        "std": std,
+        key: kwargs.pop(key, None)
+        for key in ("pooling", "image_size", "value_range", "mean", "std")
     }
-    registry = {}
-    if presets.is_lit_preset_name(preset):
-        registry = presets.get_preset(preset)["image"]
-        preset = registry.pop("preset")
-    preset = _check_preset(preset)
+    pooling = explicit["pooling"]
+    _check_pooling(pooling, cls.POOLINGS)
+    registry, preset = _registry_entry(preset, "image")
     with presets.network_guard(preset):
-        config = _load_config(preset)
-        kind = _config_kind(preset, config)
+        config, kind = _read_config(preset)
         if kind == "lit":
             return _lit_tower(
                 preset, "image_encoder", explicit, kwargs, load_weights
@@ -128,24 +113,19 @@ def load_image_encoder(
 
 
 def load_text_encoder(
+    cls,
     preset,
     projection_dim=None,
     pooling=None,
     sequence_length=None,
     load_weights=True,
-    cls=TextEncoder,
     **kwargs,
 ):
-    """See `TextEncoder.from_preset`."""
-    _check_pooling(pooling, TEXT_POOLINGS)
-    registry = {}
-    if presets.is_lit_preset_name(preset):
-        registry = presets.get_preset(preset)["text"]
-        preset = registry.pop("preset")
-    preset = _check_preset(preset)
+    """See `TextEncoder.from_preset`; `cls` is the class to build."""
+    _check_pooling(pooling, cls.POOLINGS)
+    registry, preset = _registry_entry(preset, "text")
     with presets.network_guard(preset):
-        config = _load_config(preset)
-        kind = _config_kind(preset, config)
+        config, kind = _read_config(preset)
         if kind == "lit":
             explicit = {
                 "projection_dim": projection_dim,
@@ -255,109 +235,21 @@ def converter_preprocessing(converter):
     return options
 
 
-# --- LiT model presets ------------------------------------------------------
-
-
-def load_lit_model(preset, cls, load_weights=True, **kwargs):
-    """See `LiTModel.from_preset`."""
-    if presets.is_lit_preset_name(preset):
-        image_encoder = load_image_encoder(preset, load_weights=load_weights)
-        text_encoder = load_text_encoder(
-            preset,
-            projection_dim=image_encoder.output_dim,
-            load_weights=load_weights,
-        )
-        return cls(image_encoder, text_encoder, **kwargs)
-    if kwargs:
-        raise ValueError(
-            "A saved LiT preset is loaded as saved; arguments apply only to "
-            "a recommended pair. Received: "
-            f"{', '.join(sorted(kwargs))}"
-        )
-    return load_model_preset(preset, cls=cls, load_weights=load_weights)
-
-
-def save_model_preset(model, preset_dir):
-    """Writes `model` in KerasHub's preset layout; see `LiTModel`."""
-    if not isinstance(preset_dir, (str, os.PathLike)):
-        raise ValueError(
-            "`preset_dir` must be a directory path. "
-            f"Received: preset_dir={preset_dir!r}"
-        )
-    preset_dir = os.fspath(preset_dir)
-    if os.path.isfile(preset_dir):
-        raise ValueError(
-            "`preset_dir` must be a directory, not a file. "
-            f"Received: preset_dir={preset_dir!r}"
-        )
-    os.makedirs(preset_dir, exist_ok=True)
-    config = keras.saving.serialize_keras_object(model)
-    _drop_keys(config, ("compile_config", "build_config"))
-    with open(os.path.join(preset_dir, CONFIG_FILE), "w") as file:
-        json.dump(config, file, indent=4)
-    model.save_weights(os.path.join(preset_dir, WEIGHTS_FILE))
-    tokenizer = _tokenizer(model)
-    if tokenizer is not None:
-        # `tokenizer.json` and the vocabulary in `assets/tokenizer/`, as in
-        # KerasHub presets.
-        tokenizer.save_to_preset(preset_dir)
-    metadata = {
-        "keras_lit_version": _keras_lit_version(),
-        "keras_version": keras.version(),
-        "keras_hub_version": keras_hub.__version__,
-        "tensorflow_version": tf.__version__,
-        "class_name": type(model).__name__,
-        "parameter_count": model.count_params(),
-        "image_size": list(model.image_encoder.image_size),
-        "embedding_dim": int(model.image_encoder.output_dim),
-        "sequence_length": model.text_encoder.sequence_length,
-        "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
-    }
-    with open(os.path.join(preset_dir, METADATA_FILE), "w") as file:
-        json.dump(metadata, file, indent=4)
-    return preset_dir
-
-
-def load_model_preset(preset, cls=None, load_weights=True):
-    """Reads a LiT preset written by `save_model_preset` (local or remote)."""
-    preset = _check_preset(preset)
-    with presets.network_guard(preset):
-        config = _load_config(preset)
-        kind = _config_kind(preset, config)
-        if kind != "lit":
-            name = config.get("class_name") or config.get("model_type")
-            raise ValueError(
-                f"Preset {preset!r} holds a {name} backbone, not a LiT "
-                "model. Build one with `LiTModel(LockedImageEncoder."
-                "from_preset(...), TextEncoder.from_preset(...))`, or pass a "
-                f"recommended pair: {presets.list_presets()}."
-            )
-        model = keras.saving.deserialize_keras_object(config)
-        if cls is not None and not isinstance(model, cls):
-            raise ValueError(
-                f"Preset {preset!r} holds a {type(model).__name__}, which "
-                f"is not a {cls.__name__}."
-            )
-        tokenizer = _tokenizer(model)
-        if tokenizer is not None and hasattr(tokenizer, "load_preset_assets"):
-            tokenizer.load_preset_assets(preset)
-        if load_weights:
-            model.load_weights(_get_file(preset, WEIGHTS_FILE))
-    return model
-
-
-def read_metadata(preset):
-    """The `metadata.json` of a preset as a dict (`{}` when absent)."""
-    preset = _check_preset(preset)
-    with presets.network_guard(preset):
-        if not _file_exists(preset, METADATA_FILE):
-            return {}
-        path = _get_file(preset, METADATA_FILE)
-    with open(path, encoding="utf-8") as file:
-        return json.load(file)
-
-
 # --- Helpers ----------------------------------------------------------------
+
+
+def _registry_entry(preset, half):
+    """`(registry entry, preset)`: a recommended pair's `half`, if named."""
+    registry = {}
+    if presets.is_lit_preset_name(preset):
+        registry = presets.get_preset(preset)[half]
+        preset = registry.pop("preset")
+    return registry, check_preset(preset)
+
+
+def _read_config(preset):
+    config = load_config(preset)
+    return config, config_kind(preset, config)
 
 
 def _check_pooling(pooling, choices):
@@ -367,126 +259,6 @@ def _check_pooling(pooling, choices):
             f"`pooling` must be one of {', '.join(map(repr, choices))}. "
             f"Received: pooling={pooling!r}"
         )
-
-
-def _check_preset(preset):
-    if isinstance(preset, os.PathLike):
-        preset = os.fspath(preset)
-    if not isinstance(preset, str) or not preset:
-        raise ValueError(
-            "A preset must be a name, a 'kaggle://' or 'hf://' handle, or a "
-            f"local directory. Received: preset={preset!r}"
-        )
-    expanded = os.path.expanduser(preset)
-    if os.path.exists(expanded):
-        if not os.path.isdir(expanded):
-            raise ValueError(
-                "A local preset must be a directory holding `config.json`. "
-                f"Received a file: preset={preset!r}"
-            )
-        if not os.path.exists(os.path.join(expanded, CONFIG_FILE)):
-            raise FileNotFoundError(
-                f"No `{CONFIG_FILE}` in the preset directory {preset!r}. "
-                "Expected a directory written by `save_to_preset()` or a "
-                "Hugging Face model directory (config.json + "
-                "model.safetensors)."
-            )
-        return expanded
-    if presets.remote_scheme(preset) is not None:
-        return preset
-    if "://" in preset:
-        raise ValueError(
-            "Unsupported preset handle. Expected 'kaggle://', 'hf://', "
-            f"'gs://' or 'modelscope://'. Received: preset={preset!r}"
-        )
-    if presets.looks_like_path(preset):
-        raise FileNotFoundError(
-            f"Preset directory not found: {preset!r}. Check the path, or "
-            "pass a KerasHub preset name or a 'kaggle://'/'hf://' handle."
-        )
-    raise ValueError(
-        f"Unknown preset {preset!r}. Expected a recommended LiT pair "
-        f"({', '.join(presets.list_presets())}), a KerasHub or KerasCV "
-        "preset name (see `keras_hub.models.Backbone.presets`), a "
-        "'kaggle://' or 'hf://' handle, or a local preset directory."
-    )
-
-
-def _get_file(preset, path):
-    # Kaggle, Hugging Face, GCS and local paths, with KerasHub's caching.
-    from keras_hub.src.utils.preset_utils import get_file
-
-    return get_file(presets.kaggle_handle(preset) or preset, path)
-
-
-def _file_exists(preset, path):
-    if _not_in_offline_cache(preset, path):
-        return False
-    try:
-        _get_file(preset, path)
-    except FileNotFoundError:
-        return False
-    except Exception as error:
-        if _uncached_offline(error):
-            return False
-        raise
-    return True
-
-
-def _uncached_offline(error):
-    """An optional file missing from the cache of an offline preset."""
-    return presets.loading_from_cache() and presets.is_network_error(error)
-
-
-def _not_in_offline_cache(preset, path):
-    """Offline, a Kaggle file never downloaded before counts as missing.
-
-    (Hugging Face handles run in the hub's offline mode, which already
-    answers from the cache alone.)
-    """
-    return (
-        presets.loading_from_cache()
-        and presets.remote_scheme(preset) == "kaggle"
-        and not presets.is_cached(preset, path)
-    )
-
-
-def _load_config(preset):
-    try:
-        path = _get_file(preset, CONFIG_FILE)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"Preset {preset!r} has no `{CONFIG_FILE}`: it is not a KerasHub "
-            "preset or a Hugging Face model."
-        ) from None
-    with open(path, encoding="utf-8") as file:
-        try:
-            return json.load(file)
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"`{CONFIG_FILE}` of preset {preset!r} is not valid JSON: "
-                f"{error}"
-            ) from None
-
-
-def _config_kind(preset, config):
-    """`"lit"`, `"keras_cv"`, `"keras_hub"`, `"transformers"` or `"timm"`."""
-    name = config.get("registered_name")
-    if isinstance(name, str):
-        if name.startswith("keras_lit>"):
-            return "lit"
-        if name.startswith("keras_cv"):
-            return "keras_cv"
-        return "keras_hub"
-    if "model_type" in config:
-        return "transformers"
-    if "architecture" in config:
-        return "timm"
-    raise ValueError(
-        f"Unrecognised `{CONFIG_FILE}` in preset {preset!r}: expected a "
-        "KerasHub/KerasCV preset (with `registered_name`) or a Hugging Face "
-        "model config (with `model_type`)."
-    )
 
 
 def _load_keras_hub_backbone(preset, load_weights):
@@ -505,7 +277,7 @@ def _load_keras_cv_backbone(preset, load_weights):
 
 
 def _load_image_converter(preset):
-    if _not_in_offline_cache(preset, "image_converter.json"):
+    if not_in_offline_cache(preset, "image_converter.json"):
         return None
     try:
         return keras_hub.layers.ImageConverter.from_preset(preset)
@@ -514,7 +286,7 @@ def _load_image_converter(preset):
         # class for this backbone family.
         return None
     except Exception as error:
-        if _uncached_offline(error):
+        if uncached_offline(error):
             return None
         raise
 
@@ -529,13 +301,12 @@ def _load_tokenizer(preset, config):
             ) from None
     # A Hugging Face BERT directory without `tokenizer_config.json` (or
     # without `do_lower_case`): read `vocab.txt` and infer the casing.
-    try:
-        vocabulary_path = _get_file(preset, "vocab.txt")
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"Preset {preset!r} has no `vocab.txt`; a BERT-family Hugging "
-            "Face directory needs it for its WordPiece tokenizer."
-        ) from None
+    vocabulary_path = required_file(
+        preset,
+        "vocab.txt",
+        "; a BERT-family Hugging Face directory needs it for its WordPiece "
+        "tokenizer.",
+    )
     with open(vocabulary_path, encoding="utf-8") as file:
         vocabulary = [line.rstrip("\n") for line in file]
     lowercase = not any(
@@ -549,9 +320,9 @@ def _load_tokenizer(preset, config):
 
 
 def _sentence_transformers_pooling(preset):
-    if not _file_exists(preset, SENTENCE_POOLING_FILE):
+    if not file_exists(preset, SENTENCE_POOLING_FILE):
         return None
-    with open(_get_file(preset, SENTENCE_POOLING_FILE)) as file:
+    with open(get_file(preset, SENTENCE_POOLING_FILE)) as file:
         config = json.load(file)
     if config.get("pooling_mode_cls_token"):
         return "cls"
@@ -638,7 +409,7 @@ def _lit_tower(preset, attribute, explicit, kwargs, load_weights):
             f"Preset {preset!r} is a trained LiT model; its tower is loaded "
             f"as saved. Remove: {', '.join(unsupported)}"
         )
-    model = load_model_preset(preset, load_weights=load_weights)
+    model = load_saved_preset(preset, load_weights=load_weights)
     tower = getattr(model, attribute)
     projection_dim = explicit.get("projection_dim")
     if projection_dim is not None and projection_dim != tower.projection_dim:
@@ -650,27 +421,3 @@ def _lit_tower(preset, attribute, explicit, kwargs, load_weights):
     if kwargs.get("locked") is not None:
         tower.locked = kwargs["locked"]
     return tower
-
-
-def _tokenizer(model):
-    tokenizer = getattr(model.text_encoder, "tokenizer", None)
-    if hasattr(tokenizer, "save_to_preset"):
-        return tokenizer
-    return None
-
-
-def _drop_keys(config, keys):
-    if isinstance(config, dict):
-        for key in keys:
-            config.pop(key, None)
-        for value in config.values():
-            _drop_keys(value, keys)
-    elif isinstance(config, list):
-        for value in config:
-            _drop_keys(value, keys)
-
-
-def _keras_lit_version():
-    from keras_lit.version import __version__
-
-    return __version__

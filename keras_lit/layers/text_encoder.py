@@ -5,6 +5,7 @@ import keras_hub
 import numpy as np
 from keras import ops
 
+from keras_lit.layers.preset_loading import load_text_encoder
 from keras_lit.layers.transformer_text_backbone import TransformerTextBackbone
 
 POOLINGS = ("mean", "cls", "max")
@@ -54,6 +55,8 @@ class TextEncoder(keras.layers.Layer):
     >>> tuple(encoder(encoder.tokenize(["a red square"])).shape)
     (1, 8)
     """
+
+    POOLINGS = POOLINGS
 
     def __init__(
         self,
@@ -201,15 +204,13 @@ class TextEncoder(keras.layers.Layer):
         >>> encoder.pooling  # doctest: +SKIP
         'mean'
         """
-        from keras_lit.layers.preset_loading import load_text_encoder
-
         return load_text_encoder(
+            cls,
             preset,
             projection_dim=projection_dim,
             pooling=pooling,
             sequence_length=sequence_length,
             load_weights=load_weights,
-            cls=cls,
             **kwargs,
         )
 

@@ -19,46 +19,25 @@ Typical usage:
 """
 
 import argparse
-import base64
 import json
 import sys
 import urllib.error
 import urllib.request
 
-import numpy as np
+from keras_lit.serving import protocol
+from keras_lit.serving.protocol import DEFAULT_MODEL_NAME
+from keras_lit.serving.protocol import check_inputs  # noqa: F401
+from keras_lit.serving.protocol import parse_predict_body
+from keras_lit.serving.protocol import parse_predict_response
+from keras_lit.serving.protocol import predict_request_body
+from keras_lit.serving.signature_defs import signature_table
 
-DEFAULT_MODEL_NAME = "lit"
 DEFAULT_GRPC_TARGET = "localhost:8500"
 DEFAULT_REST_URL = "http://localhost:8501"
 DEFAULT_TIMEOUT = 30.0
 # gRPC clients refuse responses over 4 MiB by default; `probabilities` for a
 # batch of 256 images over 5,000 classes alone is 5 MiB.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-
-# The export's signatures: inputs, then outputs with their dtypes.
-SIGNATURES = {
-    "embed_image": (("image_bytes",), {"embeddings": "float32"}),
-    "embed_text": (("texts",), {"embeddings": "float32"}),
-    "zero_shot": (
-        ("image_bytes", "class_names"),
-        {
-            "probabilities": "float32",
-            "top_class": "str",
-            "top_index": "int32",
-        },
-    ),
-    "classify": (
-        ("image_bytes",),
-        {
-            "probabilities": "float32",
-            "top_classes": "str",
-            "top_scores": "float32",
-            "top_indices": "int32",
-        },
-    ),
-}
-SIGNATURES["serving_default"] = SIGNATURES["classify"]
-REST_FORMATS = ("columnar", "row")
 
 
 class ServingError(RuntimeError):
@@ -76,57 +55,26 @@ class ServingError(RuntimeError):
         self.message = message
 
 
-def check_inputs(signature_name, inputs):
-    """Validates and normalises a request: `{name: list of bytes/str}`.
+class _SignatureMethods:
+    """One method per signature of `protocol.SIGNATURES`, over `predict`."""
 
-    Image inputs (names ending in `_bytes`) must be `bytes`; text inputs
-    are `str` (or UTF-8 `bytes`). Raises `ValueError` naming the input.
-    Returns `{name: list of bytes}` in the order the signature declares.
-    """
-    if not isinstance(inputs, dict):
-        raise ValueError(
-            "`inputs` must be a dict of input name -> list. "
-            f"Received: {type(inputs).__name__}"
+    def embed_image(self, image_bytes):
+        return self.predict("embed_image", {"image_bytes": image_bytes})
+
+    def embed_text(self, texts):
+        return self.predict("embed_text", {"texts": texts})
+
+    def zero_shot(self, image_bytes, class_names):
+        return self.predict(
+            "zero_shot",
+            {"image_bytes": image_bytes, "class_names": class_names},
         )
-    if signature_name in SIGNATURES:
-        expected = SIGNATURES[signature_name][0]
-        if sorted(inputs) != sorted(expected):
-            raise ValueError(
-                f"Signature {signature_name!r} takes inputs "
-                f"{list(expected)}. Received: {sorted(inputs)}"
-            )
-    checked = {}
-    for name, values in inputs.items():
-        if isinstance(values, (str, bytes)):
-            raise ValueError(
-                f"`{name}` must be a list (a batch), not a single value. "
-                f"Received: {values[:40]!r}"
-            )
-        values = list(values)
-        encoded = []
-        for index, value in enumerate(values):
-            if name.endswith("_bytes"):
-                if not isinstance(value, (bytes, bytearray)):
-                    raise ValueError(
-                        f"`{name}[{index}]` must be bytes, the content of an "
-                        "encoded image file (open(path, 'rb').read()). "
-                        f"Received: {type(value).__name__}"
-                    )
-                encoded.append(bytes(value))
-            elif isinstance(value, str):
-                encoded.append(value.encode("utf-8"))
-            elif isinstance(value, bytes):
-                encoded.append(value)
-            else:
-                raise ValueError(
-                    f"`{name}[{index}]` must be a string. "
-                    f"Received: {type(value).__name__} {value!r}"
-                )
-        checked[name] = encoded
-    return checked
+
+    def classify(self, image_bytes):
+        return self.predict("classify", {"image_bytes": image_bytes})
 
 
-class GrpcClient:
+class GrpcClient(_SignatureMethods):
     """Calls the export through TF Serving's gRPC `PredictionService`.
 
     Args:
@@ -179,23 +127,9 @@ class GrpcClient:
 
     def make_request(self, signature_name, inputs, output_filter=None):
         """Builds the `PredictRequest` proto for `inputs`."""
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2
-
-        inputs = check_inputs(signature_name, inputs)
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = self.model_name
-        request.model_spec.signature_name = signature_name
-        if self.version is not None:
-            request.model_spec.version.value = int(self.version)
-        for name, values in inputs.items():
-            request.inputs[name].CopyFrom(
-                tf.make_tensor_proto(
-                    values, dtype=tf.string, shape=[len(values)]
-                )
-            )
-        request.output_filter.extend(output_filter or [])
-        return request
+        return protocol.make_predict_request(
+            self.model_name, signature_name, inputs, self.version, output_filter
+        )
 
     def predict(self, signature_name, inputs, output_filter=None):
         """Runs one signature: `{input: list}` -> `{output: np.ndarray}`.
@@ -230,21 +164,6 @@ class GrpcClient:
         response.metadata["signature_def"].Unpack(signature_map)
         return signature_table(signature_map.signature_def)
 
-    def embed_image(self, image_bytes):
-        return self.predict("embed_image", {"image_bytes": image_bytes})
-
-    def embed_text(self, texts):
-        return self.predict("embed_text", {"texts": texts})
-
-    def zero_shot(self, image_bytes, class_names):
-        return self.predict(
-            "zero_shot",
-            {"image_bytes": image_bytes, "class_names": class_names},
-        )
-
-    def classify(self, image_bytes):
-        return self.predict("classify", {"image_bytes": image_bytes})
-
     def close(self):
         self.channel.close()
 
@@ -255,47 +174,7 @@ class GrpcClient:
         self.close()
 
 
-def parse_predict_response(response):
-    """`PredictResponse` -> `{output: np.ndarray}`.
-
-    String outputs become `str`, except those whose name ends in `_bytes`
-    (TF Serving's convention for binary values), which stay `bytes`.
-    """
-    import tensorflow as tf
-
-    outputs = {}
-    for name, proto in response.outputs.items():
-        value = tf.make_ndarray(proto)
-        if value.dtype == object and value.size and not name.endswith("_bytes"):
-            value = np.vectorize(bytes.decode, otypes=[object])(value)
-        outputs[name] = value
-    return outputs
-
-
-def signature_table(signature_defs):
-    """`SignatureDef`s -> `{key: {"inputs"/"outputs": {name: spec}}}`."""
-    import tensorflow as tf
-
-    def specs(tensor_infos):
-        return {
-            name: {
-                "dtype": tf.dtypes.as_dtype(info.dtype).name,
-                "shape": [
-                    None if dim.size < 0 else int(dim.size)
-                    for dim in info.tensor_shape.dim
-                ],
-            }
-            for name, info in sorted(tensor_infos.items())
-        }
-
-    return {
-        key: {"inputs": specs(sig.inputs), "outputs": specs(sig.outputs)}
-        for key, sig in sorted(signature_defs.items())
-        if not key.startswith("__")
-    }
-
-
-class RestClient:
+class RestClient(_SignatureMethods):
     """Calls the export through TF Serving's REST API (JSON over HTTP).
 
     Args:
@@ -324,11 +203,7 @@ class RestClient:
         timeout=DEFAULT_TIMEOUT,
         format="columnar",
     ):
-        if format not in REST_FORMATS:
-            raise ValueError(
-                f"`format` must be one of {', '.join(map(repr, REST_FORMATS))}"
-                f". Received: format={format!r}"
-            )
+        protocol.check_format(format)
         self.base_url = base_url.rstrip("/")
         self.model_name = model_name
         self.version = version
@@ -363,12 +238,6 @@ class RestClient:
         )
         return signature_table(signature_map.signature_def)
 
-    def embed_image(self, image_bytes):
-        return self.predict("embed_image", {"image_bytes": image_bytes})
-
-    def embed_text(self, texts):
-        return self.predict("embed_text", {"texts": texts})
-
     def zero_shot(self, image_bytes, class_names):
         # N images and K class names: only the columnar format can say so.
         return self.predict(
@@ -376,9 +245,6 @@ class RestClient:
             {"image_bytes": image_bytes, "class_names": class_names},
             format="columnar",
         )
-
-    def classify(self, image_bytes):
-        return self.predict("classify", {"image_bytes": image_bytes})
 
     def _send(self, url, body):
         data = None if body is None else json.dumps(body).encode("utf-8")
@@ -402,98 +268,6 @@ class RestClient:
             raise ServingError("UNAVAILABLE", str(error.reason)) from None
 
 
-def predict_request_body(signature_name, inputs, format="columnar"):
-    """The JSON body of a REST predict request, as TF Serving documents it.
-
-    Binary inputs (names ending in `_bytes`) are `{"b64": ...}`; strings
-    are plain JSON strings. `"row"` puts each example in `"instances"` (all
-    inputs need the same number of rows); `"columnar"` puts each input's
-    list in `"inputs"`.
-    """
-    if format not in REST_FORMATS:
-        raise ValueError(
-            f"`format` must be one of {', '.join(map(repr, REST_FORMATS))}. "
-            f"Received: format={format!r}"
-        )
-    inputs = check_inputs(signature_name, inputs)
-    columns = {
-        name: [_json_value(name, value) for value in values]
-        for name, values in inputs.items()
-    }
-    body = {"signature_name": signature_name}
-    if format == "columnar":
-        body["inputs"] = columns
-        return body
-    sizes = {name: len(values) for name, values in columns.items()}
-    if len(set(sizes.values())) > 1:
-        raise ValueError(
-            "The row format needs the same number of rows in every input; "
-            f"use format='columnar'. Received: {sizes}"
-        )
-    names = list(columns)
-    rows = zip(*(columns[name] for name in names))
-    body["instances"] = [dict(zip(names, row)) for row in rows]
-    return body
-
-
-def parse_predict_body(body, signature_name=None):
-    """A REST predict response -> `{output: np.ndarray}`.
-
-    Handles both documented shapes: `"predictions"` (row format: a list of
-    per-example objects, or of bare values when there is one output) and
-    `"outputs"` (columnar: an object, or a bare value for one output).
-    """
-    dtypes = SIGNATURES.get(signature_name, ((), {}))[1]
-    if "predictions" in body:
-        predictions = body["predictions"]
-        if predictions and isinstance(predictions[0], dict):
-            names = list(predictions[0])
-            columns = {n: [row[n] for row in predictions] for n in names}
-        else:
-            columns = {_single_output(dtypes): predictions}
-    elif "outputs" in body:
-        outputs = body["outputs"]
-        if isinstance(outputs, dict):
-            columns = outputs
-        else:
-            columns = {_single_output(dtypes): outputs}
-    else:
-        raise ValueError(
-            "A predict response holds 'predictions' or 'outputs'. "
-            f"Received keys: {sorted(body)}"
-        )
-    return {
-        name: _to_array(name, value, dtypes.get(name))
-        for name, value in columns.items()
-    }
-
-
-def _single_output(dtypes):
-    if len(dtypes) == 1:
-        return next(iter(dtypes))
-    return "output"
-
-
-def _json_value(name, value):
-    if name.endswith("_bytes"):
-        return {"b64": base64.b64encode(value).decode("ascii")}
-    return value.decode("utf-8")
-
-
-def _to_array(name, value, dtype):
-    if name.endswith("_bytes"):
-        value = _map_nested(lambda v: base64.b64decode(v["b64"]), value)
-    if dtype == "str":
-        return np.array(value, dtype=object)
-    return np.asarray(value, dtype=dtype)
-
-
-def _map_nested(function, value):
-    if isinstance(value, list):
-        return [_map_nested(function, item) for item in value]
-    return function(value)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Query a keras_lit export served by TensorFlow Serving."
@@ -508,7 +282,7 @@ def main(argv=None):
     parser.add_argument(
         "--signature",
         default="serving_default",
-        choices=sorted(SIGNATURES),
+        choices=sorted([*protocol.SIGNATURES, protocol.DEFAULT_SIGNATURE]),
     )
     parser.add_argument("--texts", nargs="*", default=[])
     parser.add_argument("--class_names", nargs="*", default=[])
@@ -526,7 +300,7 @@ def main(argv=None):
         "texts": args.texts,
         "class_names": args.class_names,
     }
-    names = SIGNATURES[args.signature][0]
+    names = protocol.signature(args.signature).inputs
     try:
         outputs = client.predict(
             args.signature, {name: values[name] for name in names}

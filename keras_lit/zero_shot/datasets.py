@@ -15,6 +15,8 @@ padding and ignored.
 
 import numpy as np
 
+from keras_lit.zero_shot.weights import as_text
+
 IMAGE_KEYS = ("images", "image_embeddings")
 
 
@@ -135,13 +137,7 @@ def _captions(texts):
         texts = [texts]
     captions = []
     for text in np.asarray(texts, dtype=object).reshape(-1):
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
-        if not isinstance(text, str):
-            raise ValueError(
-                "Captions must be strings. Received: "
-                f"{type(text).__name__} value {text!r}"
-            )
+        text = as_text(text, "Captions must be strings")
         if text:
             captions.append(text)
     return captions

@@ -50,6 +50,20 @@ def _char_rule(char):
     return char
 
 
+def as_text(value, expected):
+    """`value` as `str` (UTF-8 `bytes` decoded), else a `ValueError`.
+
+    The error reads `"<expected>. Received: <type> value <value>"`.
+    """
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if not isinstance(value, str):
+        raise ValueError(
+            f"{expected}. Received: {type(value).__name__} value {value!r}"
+        )
+    return value
+
+
 def canonicalize_text(text):
     """Lower-cases `text`, strips punctuation and collapses whitespace.
 
@@ -64,13 +78,7 @@ def canonicalize_text(text):
     >>> canonicalize_text("  A photo of a Jack-o'-lantern. ")
     'a photo of a jack o lantern'
     """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    if not isinstance(text, str):
-        raise ValueError(
-            "`text` must be a string. "
-            f"Received: text of type {type(text).__name__}"
-        )
+    text = as_text(text, "`text` must be a string")
     text = "".join(_char_rule(char) for char in text.lower())
     return " ".join(part for part in text.split(" ") if part)
 
@@ -118,14 +126,7 @@ def validate_class_names(class_names):
         raise ValueError("`class_names` must be a non-empty list of strings.")
     names = []
     for name in list(class_names):
-        if isinstance(name, bytes):
-            name = name.decode("utf-8")
-        if not isinstance(name, str):
-            raise ValueError(
-                "`class_names` must hold strings. Received: "
-                f"{type(name).__name__} value {name!r}"
-            )
-        names.append(name)
+        names.append(as_text(name, "`class_names` must hold strings"))
     if not names:
         raise ValueError(
             "`class_names` must be a non-empty list of strings. "
@@ -337,6 +338,44 @@ def average_prompt_embeddings(prompt_embeddings, num_templates):
         )
     stacked = np.stack([sums[k] for k in range(count // num_templates)])
     return l2_normalize(stacked / num_templates).astype("float32")
+
+
+def format_prompts_tf(class_names, templates):
+    """`format_prompts` in TensorFlow ops, for the exported graph.
+
+    Args:
+        class_names: a `[K]` string tensor.
+        templates: a list of `T` Python templates, each containing `{}`.
+
+    Returns:
+        A `[K * T]` string tensor, class-major and canonicalised, exactly as
+        `format_prompts(..., canonicalize=True)` orders them.
+    """
+    import tensorflow as tf
+
+    prompts = []
+    for template in validate_templates(templates):
+        parts = template.split(TEMPLATE_PLACEHOLDER)
+        pieces = [parts[0]]
+        for part in parts[1:]:
+            pieces += [class_names, part]
+        prompts.append(tf.strings.join(pieces))
+    prompts = tf.reshape(tf.stack(prompts, axis=1), [-1])  # Class-major.
+    return canonicalize_text_tf(prompts)
+
+
+def average_prompt_embeddings_tf(prompt_embeddings, num_templates):
+    """`average_prompt_embeddings` in TensorFlow ops: `[K * T, D] -> [K, D]`.
+
+    Normalises each prompt embedding, averages each class's `T` rows and
+    normalises the mean again.
+    """
+    import tensorflow as tf
+
+    embeddings = tf.math.l2_normalize(prompt_embeddings, axis=-1)
+    width = tf.shape(embeddings)[-1]
+    embeddings = tf.reshape(embeddings, [-1, num_templates, width])
+    return tf.math.l2_normalize(tf.reduce_mean(embeddings, axis=1), axis=-1)
 
 
 def encoder_function(model, method, batch_size):

@@ -1,3 +1,4 @@
+// Over 500 lines: one closure whose tabs (zero-shot, images, share links, search) share the page state; the rules shared with Python are in wire.js.
 /*
  * keras_lit demo page. Plain JavaScript, no build step.
  *
@@ -10,15 +11,18 @@
  * - templates equal to the exported ones: the `zero_shot` signature, which
  *   fills the templates, embeds and averages the prompts inside the model;
  * - edited templates: `embed_text` on the filled-in prompts and
- *   `embed_image` on the image, then the same arithmetic here (canonicalise
- *   each prompt, average a label's prompt embeddings, re-normalise, scale the
- *   cosines by the exported temperature, softmax). With the exported
- *   templates both paths give the same probabilities.
+ *   `embed_image` on the image, then the same arithmetic in the page
+ *   (wire.js: canonicalise each prompt, average a label's prompt
+ *   embeddings, re-normalise; here: scale the cosines by the exported
+ *   temperature, softmax). With the exported templates both paths give the
+ *   same probabilities.
  */
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
+  const wire = window.litWire; // wire.js: the rules shared with Python.
+  const { canonicalize, imageHeader } = wire;
   const MAX_LABELS = 256;
 
   const app = {
@@ -47,23 +51,6 @@
 
   // --- Text -----------------------------------------------------------------
 
-  // keras_lit.zero_shot.canonicalize_text, the rule the exported model applies
-  // to prompts: lower case; _ - / (Pc, Pd) become spaces; other punctuation
-  // and the ASCII symbols $+<=>^`|~ are deleted; whitespace runs collapse.
-  const TO_SPACE = /[\p{Pc}\p{Pd}/]/gu;
-  const TO_DELETE = /[\p{P}$+<=>^`|~]/gu;
-  const TO_BLANK = /[\t\n\v\f\r\p{Z}]/gu;
-  function canonicalize(text) {
-    return String(text)
-      .toLowerCase()
-      .replace(TO_SPACE, " ")
-      .replace(TO_DELETE, "")
-      .replace(TO_BLANK, " ")
-      .split(" ")
-      .filter((part) => part.length > 0)
-      .join(" ");
-  }
-
   function lines(text) {
     return text
       .split("\n")
@@ -78,59 +65,6 @@
 
   function megabytes(bytes) {
     return `${(bytes / 1e6).toFixed(1)} MB`;
-  }
-
-  // --- Image headers ----------------------------------------------------------
-
-  // Width and height from the file header only (PNG, JPEG, GIF, BMP, WebP),
-  // as the server does before decoding: a decompression bomb is refused
-  // without the browser or the model ever decoding it.
-  function imageHeader(bytes) {
-    const n = bytes.length;
-    const be = (o, c) => { let v = 0; for (let i = 0; i < c; i++) v = v * 256 + (bytes[o + i] || 0); return v; };
-    const le = (o, c) => { let v = 0; for (let i = c - 1; i >= 0; i--) v = v * 256 + (bytes[o + i] || 0); return v; };
-    const starts = (sig, o = 0) => sig.every((b, i) => bytes[o + i] === b);
-    const ascii = (s) => Array.from(s, (c) => c.charCodeAt(0));
-    if (starts([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]) && n >= 24) {
-      return { format: "PNG", width: be(16, 4), height: be(20, 4) };
-    }
-    if (starts(ascii("GIF")) && n >= 10) {
-      return { format: "GIF", width: le(6, 2), height: le(8, 2) };
-    }
-    if (starts(ascii("BM")) && n >= 26) {
-      let height = le(22, 4);
-      if (height >= 2 ** 31) height = 2 ** 32 - height;
-      return { format: "BMP", width: le(18, 4), height };
-    }
-    if (starts(ascii("RIFF")) && starts(ascii("WEBP"), 8)) {
-      if (starts(ascii("VP8 "), 12) && n >= 30) {
-        return { format: "WebP", width: le(26, 2) % 16384, height: le(28, 2) % 16384 };
-      }
-      if (starts(ascii("VP8L"), 12) && n >= 25) {
-        const bits = le(21, 4);
-        return { format: "WebP", width: (bits % 16384) + 1, height: (Math.floor(bits / 16384) % 16384) + 1 };
-      }
-      if (starts(ascii("VP8X"), 12) && n >= 30) {
-        return { format: "WebP", width: le(24, 3) + 1, height: le(27, 3) + 1 };
-      }
-      return { format: "WebP", width: -1, height: -1 };
-    }
-    if (starts([0xff, 0xd8])) {
-      let p = 2;
-      while (p + 4 <= n) {
-        if (bytes[p] !== 0xff) break;
-        const marker = bytes[p + 1];
-        if (marker === 0xff) { p += 1; continue; }
-        if (marker === 0x01 || marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7)) { p += 2; continue; }
-        const frame = marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker);
-        if (frame && p + 9 <= n) return { format: "JPEG", height: be(p + 5, 2), width: be(p + 7, 2) };
-        const length = be(p + 2, 2);
-        if (length < 2) break;
-        p += 2 + length;
-      }
-      return { format: "JPEG", width: -1, height: -1 };
-    }
-    return { format: "", width: -1, height: -1 };
   }
 
   // --- TF Serving REST ----------------------------------------------------------
@@ -193,47 +127,20 @@
     return data;
   }
 
-  const SINGLE_OUTPUT = { embed_image: "embeddings", embed_text: "embeddings" };
-
   // One predict call in TF Serving's columnar format; `{output: value}` back.
   async function predict(signatureName, inputs) {
     const data = await postJson(app.config.predict_url, {
       signature_name: signatureName,
       inputs,
     });
-    const single = SINGLE_OUTPUT[signatureName] || "output";
-    if ("outputs" in data) {
-      const outputs = data.outputs;
-      const named = outputs && typeof outputs === "object" && !Array.isArray(outputs);
-      return named ? outputs : { [single]: outputs };
+    try {
+      return wire.predictOutputs(signatureName, data);
+    } catch (error) {
+      throw new AppError(error.message);
     }
-    if ("predictions" in data) {
-      const rows = data.predictions;
-      if (rows.length && rows[0] && typeof rows[0] === "object" && !Array.isArray(rows[0])) {
-        const columns = {};
-        for (const name of Object.keys(rows[0])) columns[name] = rows.map((row) => row[name]);
-        return columns;
-      }
-      return { [single]: rows };
-    }
-    throw new AppError("The predict answer holds neither 'outputs' nor 'predictions'.");
   }
 
   // --- Zero-shot maths (the embed_text + embed_image path) ------------------------
-
-  function normalize(vector) {
-    let sum = 0;
-    for (const x of vector) sum += x * x;
-    const norm = Math.sqrt(Math.max(sum, 1e-12));
-    return vector.map((x) => x / norm);
-  }
-
-  function softmax(logits) {
-    const top = Math.max(...logits);
-    const exps = logits.map((x) => Math.exp(x - top));
-    const total = exps.reduce((a, b) => a + b, 0);
-    return exps.map((x) => x / total);
-  }
 
   async function embedTexts(prompts) {
     const missing = [...new Set(prompts.filter((p) => !app.textEmbeddings.has(p)))];
@@ -272,26 +179,17 @@
       throw new AppError("Editing templates needs the export's temperature; start the app with --model <export_dir>.");
     }
     checkLabelsHaveWords(labels);
-    const prompts = [];
-    for (const label of labels) {
-      for (const template of templates) prompts.push(canonicalize(template.split("{}").join(label)));
-    }
+    const prompts = wire.formatPrompts(labels, templates);
     const [imageEmbedding, textEmbeddings] = await Promise.all([
       embedImage(image), embedTexts(prompts),
     ]);
-    const count = templates.length;
-    const logits = labels.map((_, k) => {
-      const mean = new Array(imageEmbedding.length).fill(0);
-      for (let t = 0; t < count; t++) {
-        const row = textEmbeddings[k * count + t];
-        for (let d = 0; d < mean.length; d++) mean[d] += row[d] / count;
-      }
-      const weight = normalize(mean);
+    const weights = wire.averagePromptEmbeddings(textEmbeddings, templates.length);
+    const logits = weights.map((weight) => {
       let dot = 0;
       for (let d = 0; d < weight.length; d++) dot += weight[d] * imageEmbedding[d];
       return temperature * dot;
     });
-    return { probabilities: softmax(logits), path: "embeddings" };
+    return { probabilities: wire.softmax(logits), path: "embeddings" };
   }
 
   async function zeroShotSignature(image, labels) {
