@@ -56,3 +56,47 @@ def test_bad_data_files_are_named(tmp_path):
     shard.write_bytes(os.urandom(100))
     with pytest.raises(ValueError, match="train-0.tfrecord: not a TFRecord"):
         tfrecord_dataset(str(shard), image_size=(8, 8))
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--set", "seed=abc"], "seed must be a non-negative"),
+        (["train", "--set", "train.steps=many"], "train.steps must be"),
+        (
+            ["train", "--set", "train.global_batch_size=[8, 16]"],
+            "train.global_batch_size must be a positive integer",
+        ),
+        (["train", "--set", "image_tower.image_size=32"], "image_size"),
+        (
+            ["classify", "{text}", "--model", "m.keras", "--labels", "a,b"],
+            "{text}: not a JPEG",
+        ),
+        (
+            ["classify", "{png}", "--model", "m.keras", "--labels", "a,b"],
+            "{png}: ",
+        ),
+        (
+            ["classify", "{gif}", "--model", "m.keras", "--labels", "a,b"],
+            "{gif}: truncated or malformed GIF",
+        ),
+    ],
+)
+def test_command_line_errors_are_one_line(argv, message, tmp_path, capsys):
+    from keras_lit.cli import main
+
+    files = {
+        "text": tmp_path / "notes.txt",
+        "png": tmp_path / "random.png",
+        "gif": tmp_path / "cut.gif",
+    }
+    files["text"].write_text("not an image")
+    files["png"].write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    files["gif"].write_bytes(b"GIF89a\x02\x00\x02\x00\x00\x00\x00,\x00")
+    names = {key: str(path) for key, path in files.items()}
+    argv = [arg.format(**names) for arg in argv]
+    assert main(argv) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("keras-lit: error: ")
+    assert message.format(**names) in errors[0]
