@@ -29,6 +29,9 @@ RANKS = {
     "image_ops": 0,
     "layers": 0,
     "preprocessing": 0,
+    "image_header": 0,
+    "schedules": 0,
+    "command_line": 0,
     # 1: the model.
     "models": 1,
     # 2: data, evaluation, export (and what builds on the model).
