@@ -5,24 +5,31 @@ peer harness in ../shared/peers, in the venv made by setup_peer_venv.sh) and
 keras_lit with the same tower shapes (image 64 px, ViT 6 x 192, patch 16;
 text 4 x 128, 16 tokens, vocabulary 8192), fp32, AdamW (lr 5e-4, betas
 0.9/0.98, eps 1e-6, wd 0.2), one reused random batch, `model.fit`. It also
-measures TensorFlow's float32 4096^2 matmul rate in the same run, the
-practical ceiling on this CPU.
+measures the machine's best float32 4096^2 matmul rate in the same run
+(the maximum of numpy, torch and TensorFlow with oneDNN off and on, through
+../shared/peers/matmul_peak.py), the practical ceiling on this CPU.
 
 Typical usage:
 
     bash benchmarks/setup_peer_venv.sh       # once, needs PyPI
-    python benchmarks/train_throughput.py --rounds 3 --steps 30
+    python benchmarks/train_throughput.py --rounds 3 --steps 20 \
+        --batch-sizes 256 64 --modes locked --jit-compile auto false \
+        --onednn 0 1
     python benchmarks/train_throughput.py --no-peer   # keras_lit only
-    python benchmarks/train_throughput.py --jit-compile false   # no XLA rows
 
 keras_lit modes: `locked` (the image tower runs forward, no backward),
 `precomputed` (image embeddings are inputs: the tower never runs; OpenCLIP
-has no such mode) and `unlocked` (CLIP-style, both towers train), each
-compiled without and with XLA (`keras_lit` and `keras_lit+xla` rows; Keras
-leaves XLA off on CPU unless asked).
+has no such mode) and `unlocked` (CLIP-style, both towers train).
+`--jit-compile`: `auto` is a plain `model.compile()` (keras_lit chooses
+XLA; the row says what it chose), `false`/`true` force it. `--onednn`:
+`TF_ENABLE_ONEDNN_OPTS` of each keras_lit process, `0`, `1` or `default`
+(unset: TF's own rule, and keras_lit's where TF leaves oneDNN off). `0` shows
+what TF's default gives on CPUs without AVX-512 VNNI/BF16, AVX-VNNI or AMX;
+`1` is keras_lit's default on every x86-64 CPU with AVX2.
 """
 
 import argparse
+import importlib
 import json
 import os
 import resource
@@ -38,6 +45,10 @@ PEER_SCRIPT = os.environ.get(
 )
 PEER_PYTHON = os.environ.get(
     "PEER_PYTHON", os.path.join(HERE, ".peer_venv", "bin", "python")
+)
+MATMUL_SCRIPT = os.environ.get(
+    "MATMUL_SCRIPT",
+    os.path.join(HERE, "..", "..", "shared", "peers", "matmul_peak.py"),
 )
 
 IMAGE_SIZE, PATCH, VISION_WIDTH, VISION_LAYERS, VISION_HEADS = 64, 16, 192, 6, 3
@@ -83,12 +94,16 @@ def analytic_flops(batch, mode):
     )
 
 
-def keras_lit_worker(mode, batch, steps, warmup, jit_compile=False):
+def keras_lit_worker(mode, batch, steps, warmup, jit_compile="auto"):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+    # keras_lit first: its oneDNN choice must precede TensorFlow's start.
+    importlib.import_module("keras_lit")
     import keras
     import keras_hub
     import numpy as np
     import tensorflow as tf
+    from tensorflow.python.util import _pywrap_util_port
 
     from keras_lit import LiTModel
     from keras_lit import LockedImageEncoder
@@ -133,7 +148,11 @@ def keras_lit_worker(mode, batch, steps, warmup, jit_compile=False):
     optimizer.exclude_from_weight_decay(
         var_names=["bias", "gamma", "beta", "log_temperature"]
     )
-    model.compile(optimizer=optimizer, jit_compile=jit_compile)
+    jit_compile = {"auto": "auto", "true": True, "false": False}[jit_compile]
+    if jit_compile == "auto":
+        model.compile(optimizer=optimizer)  # keras_lit's own defaults
+    else:
+        model.compile(optimizer=optimizer, jit_compile=jit_compile)
 
     rng = np.random.default_rng(0)
     batch_data = {
@@ -183,8 +202,12 @@ def keras_lit_worker(mode, batch, steps, warmup, jit_compile=False):
     flops = analytic_flops(batch, mode)
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     total = sum(int(np.prod(v.shape)) for v in model.weights)
+    impl = {"auto": "keras_lit", True: "keras_lit+xla", False: "keras_lit-xla"}
     return {
-        "impl": "keras_lit+xla" if jit_compile else "keras_lit",
+        "impl": impl[jit_compile],
+        "xla": bool(model.jit_compile),
+        "onednn_variable": onednn,
+        "onednn_on": bool(_pywrap_util_port.IsMklEnabled()),
         "mode": mode,
         "batch_size": batch,
         "steps": steps,
@@ -202,27 +225,51 @@ def keras_lit_worker(mode, batch, steps, warmup, jit_compile=False):
     }
 
 
-def tf_matmul_peak(n=4096, repeats=7):
-    """Median float32 n x n matmul GFLOP/s in TensorFlow (a subprocess)."""
-    code = (
-        "import os, time, statistics;"
-        "os.environ['TF_CPP_MIN_LOG_LEVEL']='3';"
-        "import tensorflow as tf;"
-        f"a=tf.random.normal(({n},{n}));b=tf.random.normal(({n},{n}));"
-        "f=tf.function(lambda: tf.reduce_sum(tf.matmul(a,b)));f();"
-        "ts=[];\n"
-        f"for _ in range({repeats}):\n"
-        "  t=time.perf_counter();f().numpy();ts.append(time.perf_counter()-t)\n"
-        f"print(2*{n}**3/statistics.median(ts)/1e9)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+def matmul_peaks(peer, onednn_settings=("0", "1"), n=4096, repeats=7):
+    """GFLOP/s of a float32 n x n matmul per backend, one process each.
+
+    numpy and torch in the peer venv (numpy here without it), TensorFlow
+    here with each `TF_ENABLE_ONEDNN_OPTS` setting. Returns a dict
+    `{"numpy": ..., "torch": ..., "tf onednn=0": ..., ...}`.
+    """
+    jobs = [("numpy", PEER_PYTHON if peer else sys.executable, {})]
+    if peer:
+        jobs.append(("torch", PEER_PYTHON, {}))
+    for value in onednn_settings:
+        jobs.append((f"tf onednn={value}", sys.executable, _onednn_env(value)))
+    rates = {}
+    for name, python, env in jobs:
+        backend = name.split()[0]
+        command = [python, MATMUL_SCRIPT, "--inline", "--backend", backend]
+        command += ["--sizes", str(n), "--repeats", str(repeats)]
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=dict(env, OPENBLAS_NUM_THREADS=str(_cores())),
+        )
+        if result.returncode != 0:
+            sys.stderr.write(result.stderr[-1000:])
+            continue
+        line = json.loads(result.stdout.strip().splitlines()[-1])
+        rates[name] = line["gflops_median"]
+    return rates
 
 
-def run_subprocess(command):
-    result = subprocess.run(command, capture_output=True, text=True)
+def _cores():
+    return len(os.sched_getaffinity(0))
+
+
+def _onednn_env(value):
+    env = dict(os.environ)
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    if value != "default":
+        env["TF_ENABLE_ONEDNN_OPTS"] = value
+    return env
+
+
+def run_subprocess(command, env=None):
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode not in (0,):
         sys.stderr.write(result.stderr[-2000:])
         raise RuntimeError(f"benchmark run failed: {' '.join(command)}")
@@ -244,16 +291,24 @@ def main(argv=None):
     parser.add_argument(
         "--jit-compile",
         nargs="+",
-        default=["false", "true"],
-        choices=["false", "true"],
-        help="XLA settings for the keras_lit rows (both by default)",
+        default=["auto", "false"],
+        choices=["auto", "false", "true"],
+        help="keras_lit rows: `auto` is a plain compile() (default: auto, "
+        "false)",
+    )
+    parser.add_argument(
+        "--onednn",
+        nargs="+",
+        default=["0", "1"],
+        choices=["0", "1", "default"],
+        help="TF_ENABLE_ONEDNN_OPTS of the keras_lit rows (default: 0 1)",
     )
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--output", default=None, help="write JSON here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="locked", help=argparse.SUPPRESS)
     parser.add_argument("-b", type=int, default=64, help=argparse.SUPPRESS)
-    parser.add_argument("--jit", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--jit", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
@@ -276,7 +331,8 @@ def main(argv=None):
     runs = []
     peak = []
     for round_index in range(args.rounds):
-        peak.append(tf_matmul_peak())
+        peak.append(matmul_peaks(peer, args.onednn))
+        print(f"round {round_index} matmul GFLOP/s: {peak[-1]}", flush=True)
         for batch in args.batch_sizes:
             for mode in args.modes:
                 if peer and mode != "precomputed":
@@ -301,7 +357,11 @@ def main(argv=None):
                         round=round_index,
                     )
                     runs.append(result)
-                for jit in args.jit_compile:
+                for jit, onednn in [
+                    (jit, onednn)
+                    for jit in args.jit_compile
+                    for onednn in args.onednn
+                ]:
                     command = [
                         sys.executable,
                         __file__,
@@ -316,28 +376,36 @@ def main(argv=None):
                         str(args.warmup),
                     ]
                     result = run_subprocess(
-                        command + (["--jit"] if jit == "true" else [])
+                        command + ["--jit", jit], env=_onednn_env(onednn)
                     )
                     result["round"] = round_index
                     runs.append(result)
                     last = runs[-1]
                     print(
-                        f"round {round_index} {last['impl']:13s} {mode:11s} "
+                        f"round {round_index} {last['impl']:13s} "
+                        f"onednn={onednn} xla={last['xla']} {mode:11s} "
                         f"B={batch:4d} {last['pairs_per_sec']:8.1f} pairs/s "
                         f"cpu={last['cpu_util_cores']:.2f}",
                         flush=True,
                     )
 
-    peak_median = statistics.median(peak)
+    backends = sorted({name for rates in peak for name in rates})
+    backend_medians = {
+        name: statistics.median(r[name] for r in peak if name in r)
+        for name in backends
+    }
+    best = max(backend_medians.values())
     print(
-        f"\nTF float32 4096^2 matmul: {peak_median:.0f} GFLOP/s "
-        f"(rounds: {', '.join(f'{p:.0f}' for p in peak)})"
+        "\nfloat32 4096^2 matmul GFLOP/s, median of rounds: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in backend_medians.items())
+        + f"; machine's best {best:.0f}"
     )
     print(
-        "\n| impl | mode | B | pairs/s median [range] | vs OpenCLIP locked "
-        "| achieved GFLOP/s | % of TF matmul peak | peak RSS MiB |"
+        "\n| impl | TF_ENABLE_ONEDNN_OPTS | XLA | mode | B | pairs/s median "
+        "[range] | vs OpenCLIP locked | achieved GFLOP/s | % of best matmul "
+        f"({best:.0f}) | peak RSS MiB |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     summary = []
     for batch in args.batch_sizes:
         peer_locked = [
@@ -348,45 +416,48 @@ def main(argv=None):
             and r["batch_size"] == batch
         ]
         reference = statistics.median(peer_locked) if peer_locked else None
-        for impl in ("openclip", "keras_lit", "keras_lit+xla"):
-            for mode in args.modes:
-                rows = [
-                    r
-                    for r in runs
-                    if r["impl"] == impl
-                    and r["mode"] == mode
-                    and r["batch_size"] == batch
-                ]
-                if not rows:
-                    continue
-                rates = [r["pairs_per_sec"] for r in rows]
-                median = statistics.median(rates)
-                gflops = statistics.median(
-                    r.get("achieved_gflops_analytic", float("nan"))
-                    for r in rows
+        groups = {}
+        for r in runs:
+            if r["batch_size"] == batch:
+                key = (r["impl"], r.get("onednn_variable", "-"), r["mode"])
+                groups.setdefault(key, []).append(r)
+        for (impl, onednn, mode), rows in groups.items():
+            rates = [r["pairs_per_sec"] for r in rows]
+            median = statistics.median(rates)
+            gflops = statistics.median(
+                r.get("achieved_gflops_analytic", float("nan")) for r in rows
+            )
+            ratio = f"{median / reference:.2f}x" if reference else "-"
+            rss = max(r["peak_rss_mib"] for r in rows)
+            xla = {str(r.get("xla", "-")) for r in rows}
+            print(
+                f"| {impl} | {onednn} | {'/'.join(sorted(xla))} | {mode} | "
+                f"{batch} | {median:.0f} [{min(rates):.0f}-{max(rates):.0f}] "
+                f"| {ratio} | {gflops:.0f} | {100 * gflops / best:.0f}% | "
+                f"{rss:.0f} |"
+            )
+            summary.append(
+                dict(
+                    impl=impl,
+                    onednn=onednn,
+                    xla=sorted(xla),
+                    mode=mode,
+                    batch_size=batch,
+                    pairs_per_sec=median,
+                    ratio=ratio,
+                    gflops=gflops,
+                    percent_of_best_matmul=100 * gflops / best,
                 )
-                ratio = f"{median / reference:.2f}x" if reference else "-"
-                rss = max(r["peak_rss_mib"] for r in rows)
-                print(
-                    f"| {impl} | {mode} | {batch} | {median:.0f} "
-                    f"[{min(rates):.0f}-{max(rates):.0f}] | {ratio} | "
-                    f"{gflops:.0f} | {100 * gflops / peak_median:.0f}% | "
-                    f"{rss:.0f} |"
-                )
-                summary.append(
-                    dict(
-                        impl=impl,
-                        mode=mode,
-                        batch_size=batch,
-                        pairs_per_sec=median,
-                        ratio=ratio,
-                        gflops=gflops,
-                    )
-                )
+            )
     if args.output:
         with open(args.output, "w") as f:
             json.dump(
-                {"runs": runs, "tf_matmul_gflops": peak, "summary": summary},
+                {
+                    "runs": runs,
+                    "matmul_gflops": peak,
+                    "matmul_best_gflops": best,
+                    "summary": summary,
+                },
                 f,
                 indent=1,
             )

@@ -119,8 +119,10 @@ With network access you would start from a pretrained preset, for example
 or any KerasCV/KerasHub backbone. This example stays offline, so
 `keras_lit.demo.pretrain` supplies one: a small KerasCV `ResNetV2Backbone`
 trained, with supervised labels, on a separate split of 12,000 shape
-images. It plays the role of an ImageNet checkpoint. It takes about three
-minutes on a CPU the first time and is cached in `CACHE_DIR` afterwards.
+images. It plays the role of an ImageNet checkpoint. keras_lit ships it
+(1.1 MB, trained once; `python -m keras_lit.demo.pretrain` rebuilds it), so
+this loads it; other settings (the smoke run's) train one here and cache it
+in `CACHE_DIR`.
 
 `LockedImageEncoder` freezes the backbone (`trainable=False`), always runs
 it in inference mode (batch-norm statistics stay frozen) and global-average

@@ -5,6 +5,10 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_lit._quiet import quiet_stderr
+from keras_lit.onednn import onednn_environment
+
+# Before TensorFlow starts: it reads TF_ENABLE_ONEDNN_OPTS once, on import.
+os.environ.update(onednn_environment())
 
 with quiet_stderr():
     # Only the import: the runtime must stay uninitialised so that users
@@ -12,6 +16,7 @@ with quiet_stderr():
     import tensorflow as _tf  # noqa: F401
 
 from keras_lit import callbacks
+from keras_lit import checkpoints
 from keras_lit import data
 from keras_lit import distribute
 from keras_lit import export

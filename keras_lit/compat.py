@@ -177,3 +177,12 @@ def keras_cv_backbone_presets():
     except ImportError:
         return {}
     return backbone_presets
+
+
+def all_layers(layer):
+    """`layer` and every layer nested in it, depth first.
+
+    Keras 3 has no public recursive listing (`Model.layers` is one level
+    deep); its own `_flatten_layers` is what `Layer.weights` walks.
+    """
+    return list(layer._flatten_layers())

@@ -464,3 +464,31 @@ def download_preset(preset, directory):
                 preset.split("://", 1)[-1], local_dir=directory
             )
     return directory
+
+
+# --- Other model formats ----------------------------------------------------
+
+# `(accepts, load)` pairs registered by higher layers for model formats that
+# are not LiT presets (`keras_lit.checkpoints`: Google's LiT `.npz` files).
+# `LiTModel.from_preset` asks them first, so the model needs no import of
+# the code that converts those formats.
+_MODEL_LOADERS = []
+
+
+def register_model_loader(accepts, load):
+    """Lets `LiTModel.from_preset` load another format.
+
+    Args:
+        accepts: `accepts(preset) -> bool`.
+        load: `load(preset, cls, load_weights, **kwargs) -> model`.
+    """
+    if (accepts, load) not in _MODEL_LOADERS:
+        _MODEL_LOADERS.append((accepts, load))
+
+
+def find_model_loader(preset):
+    """The registered `load` function that accepts `preset`, or `None`."""
+    for accepts, load in _MODEL_LOADERS:
+        if accepts(preset):
+            return load
+    return None

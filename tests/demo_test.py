@@ -121,7 +121,46 @@ def test_run_demo_smoke_end_to_end(tmp_path):
         settings, cache_dir, verbose=False
     )
     assert info["cached"] and info["path"] == paths["pretrained_backbone"]
+    assert info["source"] == "cache" and results["pretrain"]["source"] in (
+        "trained",
+        "cache",
+    )
     assert backbone.count_params() > 0
+    # `--retrain-tower`: trains even though the tower is cached.
+    _, info = pretrain.pretrain_backbone(
+        settings, cache_dir, verbose=False, retrain=True
+    )
+    assert info["source"] == "trained" and not info["cached"]
+
+
+def test_shipped_tower_is_the_demo_tower_and_pretrained(tmp_path):
+    """keras_lit ships stage 1 for the demo's settings: no training."""
+    from keras_lit.demo.pipeline import demo_settings
+
+    settings = demo_settings(seed=0)["pretrain"]
+    assert pretrain.shipped_settings() == settings, (
+        "The demo's stage-1 settings changed: rebuild the shipped tower "
+        "with `python -m keras_lit.demo.pretrain` (make demo-tower)."
+    )
+    weights = os.path.join(pretrain.SHIPPED_DIR, "backbone.weights.h5")
+    assert os.path.getsize(weights) < 3 * 2**20
+    backbone, info = pretrain.pretrain_backbone(
+        settings, str(tmp_path), verbose=False
+    )
+    assert info["source"] == "shipped" and info["cached"]
+    assert min(info["accuracy"].values()) > 0.95
+    # Its pooled features already separate the shapes of held-out images:
+    # nearest class mean, fitted on 160 images, scored on 80 others.
+    images, labels = shapes.generate_images(0, "eval", 240)
+    features = backbone.predict(images, batch_size=80, verbose=0)
+    features = features.mean(axis=(1, 2))
+    shape = labels["shape"]
+    classes = range(len(shapes.SHAPES))
+    fit, held_out = features[:160], features[160:]
+    means = np.stack([fit[shape[:160] == k].mean(0) for k in classes])
+    distances = ((held_out[:, None] - means[None]) ** 2).sum(-1)
+    accuracy = np.mean(distances.argmin(-1) == shape[160:])
+    assert accuracy > 0.6, accuracy
 
 
 def test_prompts_fit_the_text_tower_without_truncation():

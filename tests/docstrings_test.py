@@ -13,6 +13,7 @@ MODULES = [
     "keras_lit.layers.text_encoder",
     "keras_lit.layers.transformer_block",
     "keras_lit.layers.transformer_text_backbone",
+    "keras_lit.layers.vit_backbone",
     "keras_lit.models.lit_model",
 ]
 

@@ -13,6 +13,7 @@ import pathlib
 import sys
 import time
 
+import lit_fixtures
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -176,6 +177,10 @@ def kernel_environment(tmp_path_factory):
             "KERAS_LIT_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "PYTHONHASHSEED": "0",
+            # The tiny LiT checkpoint that import_google_lit runs on.
+            lit_fixtures.ENVIRONMENT_VARIABLE: str(
+                lit_fixtures.fixture_directory()
+            ),
         }
     )
     return environment

@@ -116,21 +116,21 @@ def test_keras_still_needs_the_multi_worker_workaround(two_worker_run):
 
     After their patched `fit`, the workers re-ran the two Keras 3.15 code
     paths that LiTModel works around. When these stop failing, the
-    workaround (`LiTModel._maybe_symbolic_build` and the `[1]`-shaped logs
-    of `LiTModel._logs`) can go.
+    workarounds in keras_lit/compat.py (`TrainerWorkarounds`'s
+    `_maybe_symbolic_build` and `multi_worker_logs`) can go.
     """
     for result in two_worker_run["results"]:
         canary = result["canary"]
         assert canary["symbolic_build"] != "ok", (
             "Keras now builds models from a multi-worker dataset: "
-            "LiTModel._maybe_symbolic_build is no longer needed "
+            "compat.TrainerWorkarounds is no longer needed "
             "(keras-team/keras#20585)."
         )
         assert "Attempt to convert a value" in canary["symbolic_build"]
         assert "PerReplica" in canary["symbolic_build"]
         assert canary["scalar_logs"] != "ok", (
             "Keras now reduces scalar logs over workers: the [1]-shaped "
-            "logs of LiTModel._logs are no longer needed "
+            "logs of compat.multi_worker_logs are no longer needed "
             "(keras-team/keras#20329)."
         )
         assert "Invalid reduction dimension 0" in canary["scalar_logs"]

@@ -37,6 +37,7 @@ COMMANDS = (
     "keras_lit.cli.precompute",
     "keras_lit.cli.convert",
     "keras_lit.cli.evaluate",
+    "keras_lit.cli.import_checkpoint",
     "keras_lit.cli.export",
     "keras_lit.cli.classify",
     "keras_lit.cli.app",

@@ -33,16 +33,22 @@ def existing_path(path, what):
 
 
 def load_lit_model(path):
-    """The `LiTModel` in a `.keras` file given as `--model`."""
+    """The `LiTModel` in a `.keras` file or a LiT preset given as `--model`."""
     import keras
 
     from keras_lit.models import LiTModel
 
     path = existing_path(path, "--model")
+    if os.path.isdir(path) and os.path.exists(
+        os.path.join(path, "config.json")
+    ):
+        # A LiT preset (`save_to_preset`, `keras-lit import`).
+        return LiTModel.from_preset(path)
     if os.path.isdir(path):
         raise CLIError(
-            f"--model must be a .keras file of a LiTModel; {path} is a "
-            "directory (SavedModels work with `classify` only)."
+            f"--model must be a .keras file of a LiTModel or a LiT preset "
+            f"directory; {path} is neither (SavedModels work with `classify` "
+            "only)."
         )
     model = keras.saving.load_model(path)
     if not isinstance(model, LiTModel):

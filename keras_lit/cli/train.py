@@ -153,7 +153,7 @@ def build_model(config, strategy):
                 train["steps_per_execution"]
             ),
         )
-    if jit_compile is True:
+    if model.jit_compile:
         log("XLA compiles the training step (train.jit_compile)")
     if model.steps_per_execution > 1:
         log(
@@ -248,14 +248,14 @@ def make_optimizer(train):
 
 
 def resolve_jit_compile(value, precomputed, strategy):
-    """`train.jit_compile`: `"auto"` also turns XLA on for text-only steps.
+    """`train.jit_compile`: `"auto"` is `LiTModel.compile`'s own choice.
 
-    Keras' `"auto"` leaves XLA off on CPU-only machines. A step that trains
-    from precomputed image embeddings runs only the text tower, whose many
-    small ops XLA fuses: on 2 CPU cores the BERT-base text step ran 1.2x
-    faster, the demo's 1.0x to 2.3x (benchmarks/RESULTS.md). Runs on
-    several replicas keep Keras' choice: XLA on CPU has no kernel for their
-    all-gather.
+    keras_lit's `"auto"` (`keras_lit.models.jit_choice`) turns XLA on for
+    one replica, also on CPU; text-only steps (precomputed embeddings), whose
+    many small ops XLA fuses (on 2 CPU cores the BERT-base text step ran
+    1.2x faster, the demo's 1.0x to 2.3x, benchmarks/RESULTS.md), get it
+    here directly. Runs on several replicas keep it off: XLA on CPU has no
+    kernel for their all-gather.
     """
     if value in (True, False):
         return value

@@ -6,8 +6,8 @@ The six steps, each with its own progress and its module in
 1. **Data** (`data`). Images of one coloured shape on a textured ground
    (`shapes`) in disjoint splits, with free-form captions (`captions`).
 2. **Pretrain** (`pretrain`) a KerasCV `ResNetV2Backbone` on the labelled
-   `"pretrain"` split (cached on disk): the stand-in for a pretrained
-   preset.
+   `"pretrain"` split: the stand-in for a pretrained preset. keras_lit
+   ships the result (`retrain_tower=True` trains it here, then caches it).
 3. **LiT-tune (Lu)** (`setups`). Precompute the locked tower's embeddings
    of the caption split once, then train a from-scratch text tower against
    them.
@@ -87,6 +87,7 @@ def run_demo(
     seed=0,
     verbose=True,
     cache_dir=None,
+    retrain_tower=False,
 ):
     """Runs the whole demo and returns its results and the paths written.
 
@@ -98,6 +99,8 @@ def run_demo(
         verbose: bool. Print progress and the results table.
         cache_dir: where the pretrained image tower is cached. Defaults to
             `<output_dir>/cache`.
+        retrain_tower: bool. Pretrain the image tower here even though
+            keras_lit ships one (or it is cached). Defaults to `False`.
 
     Returns:
         A dict with `"zero_shot"` (top-1 and chance per label set, Lu),
@@ -120,7 +123,7 @@ def run_demo(
     with clock("data"):
         data = build_data(settings, verbose)
 
-    log("Step 2/6: pretraining the image tower (stage 1, cached).")
+    log("Step 2/6: the pretrained image tower (stage 1, shipped or cached).")
     with clock("pretrain"):
         backbone, pretrain_info = pretrain.pretrain_backbone(
             settings["pretrain"],
@@ -128,6 +131,7 @@ def run_demo(
             eval_images=data["eval_images"],
             eval_labels=data["eval_labels"],
             verbose=verbose,
+            retrain=retrain_tower,
         )
     if pretrain_info.get("accuracy"):
         accuracy = ", ".join(

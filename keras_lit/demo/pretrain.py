@@ -7,8 +7,15 @@ own images, disjoint from the LiT and evaluation splits) with one softmax
 head per attribute. The heads are thrown away; the backbone's pooled
 pre-logits are what LiT locks.
 
-The result is cached on disk under a hash of every setting that changes it,
-so a second `keras-lit demo` skips this stage.
+keras_lit ships the result for the demo's settings as package data
+(`keras_lit/demo/assets/pretrained_tower/`, 1.1 MB), so the demo starts
+from a pretrained tower, as a user with a real preset would. Rebuild it with
+`python -m keras_lit.demo.pretrain` (`make demo-tower`; about 3 minutes on
+2 cores; multithreaded training is not bit-reproducible, so the weights
+come out equivalent, not identical). Other settings, or
+`keras-lit demo --retrain-tower`, train here; the result is cached on disk
+under a hash of every setting that changes it, so the next run skips this
+stage.
 """
 
 import hashlib
@@ -25,8 +32,12 @@ from keras_lit.demo import shapes
 from keras_lit.demo.progress import ProgressBar
 from keras_lit.schedules import warmup_cosine_decay
 
-# Bump when the data generator or the training code changes the weights.
+# Bump when the data generator or the training code changes the weights
+# (then rebuild the shipped tower: `python -m keras_lit.demo.pretrain`).
 CACHE_VERSION = 1
+SHIPPED_DIR = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "assets", "pretrained_tower"
+)
 
 
 def pretrain_settings(seed=0, smoke=False):
@@ -76,8 +87,13 @@ def pretrain_backbone(
     eval_images=None,
     eval_labels=None,
     verbose=True,
+    retrain=False,
 ):
-    """Returns a pretrained backbone, training it unless it is cached.
+    """Returns a pretrained backbone: cached, shipped, or trained now.
+
+    Looks in `cache_dir` first, then at the tower shipped with keras_lit
+    (when `settings` are the ones it was trained with), and trains only when
+    neither has it, or when `retrain=True`.
 
     Args:
         settings: dict from `pretrain_settings`.
@@ -85,24 +101,30 @@ def pretrain_backbone(
         eval_images: optional held-out uint8 images to score the heads on.
         eval_labels: their attribute labels (dict of int arrays).
         verbose: bool. Show progress.
+        retrain: bool. Train even if a cached or shipped tower exists (the
+            result replaces the cached one). Defaults to `False`.
 
     Returns:
-        `(backbone, info)`. `info` holds `"path"`, `"cached"`, `"seconds"`,
-        the per-epoch `"history"` and the held-out `"accuracy"` per
-        attribute.
+        `(backbone, info)`. `info` holds `"path"`, `"source"` (`"cache"`,
+        `"shipped"` or `"trained"`), `"cached"` (not trained now),
+        `"seconds"` (of the training), the per-epoch `"history"` and the
+        held-out `"accuracy"` per attribute.
     """
     key = settings_hash(settings)
     path = os.path.join(cache_dir, f"pretrain-{key}")
-    weights_path = os.path.join(path, "backbone.weights.h5")
-    info_path = os.path.join(path, "info.json")
-    if os.path.exists(weights_path) and os.path.exists(info_path):
-        backbone = build_backbone(settings)
-        backbone.load_weights(weights_path)
-        with open(info_path) as file:
-            info = json.load(file)
-        info.update({"path": path, "cached": True})
-        _log(verbose, f"Stage 1: cached image tower loaded from {path}")
-        return backbone, info
+    candidates = [(path, "cache")]
+    if shipped_settings() == settings:
+        candidates.append((SHIPPED_DIR, "shipped"))
+    for directory, source in [] if retrain else candidates:
+        loaded = _load(settings, directory)
+        if loaded is not None:
+            backbone, info = loaded
+            info.update({"path": directory, "source": source, "cached": True})
+            where = (
+                "shipped with keras_lit" if source == "shipped" else "cached"
+            )
+            _log(verbose, f"Stage 1: image tower {where}, from {directory}")
+            return backbone, info
 
     start = time.time()
     images, labels = shapes.generate_images(
@@ -154,8 +176,28 @@ def pretrain_backbone(
             classifier, eval_images, eval_labels
         )
     _save(backbone, info, path)
-    info.update({"path": path, "cached": False})
+    info.update({"path": path, "source": "trained", "cached": False})
     return backbone, info
+
+
+def shipped_settings():
+    """The settings of the tower shipped with keras_lit, or `None`."""
+    try:
+        with open(os.path.join(SHIPPED_DIR, "info.json")) as file:
+            return json.load(file)["settings"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _load(settings, directory):
+    weights_path = os.path.join(directory, "backbone.weights.h5")
+    info_path = os.path.join(directory, "info.json")
+    if not (os.path.exists(weights_path) and os.path.exists(info_path)):
+        return None
+    backbone = build_backbone(settings)
+    backbone.load_weights(weights_path)
+    with open(info_path) as file:
+        return backbone, json.load(file)
 
 
 def supervised_accuracy(classifier, images, labels):
@@ -203,3 +245,33 @@ def _save(backbone, info, path):
 def _log(verbose, message):
     if verbose:
         print(message, flush=True)
+
+
+def write_shipped_tower(seed=0, directory=SHIPPED_DIR, num_eval_images=1_200):
+    """Trains the demo's stage-1 tower and writes it as the shipped one.
+
+    `python -m keras_lit.demo.pretrain` (`make demo-tower`) runs it; commit
+    the two files it writes. Its accuracy is scored on the demo's held-out
+    split (`num_eval_images`, as `demo_settings` has it).
+    """
+    settings = pretrain_settings(seed)
+    eval_images, eval_labels = shapes.generate_images(
+        seed, "eval", num_eval_images
+    )
+    with tempfile.TemporaryDirectory() as cache_dir:
+        backbone, info = pretrain_backbone(
+            settings,
+            cache_dir,
+            eval_images=eval_images,
+            eval_labels=eval_labels,
+            retrain=True,
+        )
+        os.makedirs(directory, exist_ok=True)
+        for name in ("backbone.weights.h5", "info.json"):
+            shutil.copy(os.path.join(info["path"], name), directory)
+    print(f"Wrote the shipped stage-1 tower to {directory}: {info['accuracy']}")
+    return directory
+
+
+if __name__ == "__main__":
+    write_shipped_tower()

@@ -39,7 +39,7 @@ def results_summary(settings, pretrain_info, setups, export, clock):
         "setup_ordering_on_mean_zero_shot": ordering,
         "pretrain": {
             key: pretrain_info.get(key)
-            for key in ("cached", "seconds", "accuracy", "path")
+            for key in ("cached", "source", "seconds", "accuracy", "path")
         },
         "export": export,
         # Wall time depends on the machine's load; CPU time much less so.

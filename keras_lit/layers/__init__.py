@@ -4,3 +4,4 @@ from keras_lit.layers.text_encoder import TextEncoder
 from keras_lit.layers.text_encoder import build_word_piece_vocabulary
 from keras_lit.layers.transformer_block import TransformerBlock
 from keras_lit.layers.transformer_text_backbone import TransformerTextBackbone
+from keras_lit.layers.vit_backbone import ViTBackbone

@@ -7,6 +7,7 @@ from keras_lit.compat import set_trainable
 from keras_lit.layers.preset_loading import load_image_encoder
 
 POOLINGS = ("avg", "max", "cls", "none")
+PIXEL_ROUNDINGS = (None, "floor", "round")
 
 
 @keras.saving.register_keras_serializable(package="keras_lit")
@@ -42,6 +43,13 @@ class LockedImageEncoder(keras.layers.Layer):
             ablation; the paper's best LiT setting has none). Defaults to
             `None`.
         locked: bool. Freeze the backbone. Defaults to `True`.
+        antialias: bool. Antialiased resizing (`tf.image.resize`). `False`
+            is plain bilinear interpolation, as Google's published LiT
+            models were fed. Defaults to `True`.
+        pixel_rounding: optional `"floor"` or `"round"`: resized pixels are
+            rounded to whole values before rescaling (`"floor"` is what
+            `tf.cast(resized, tf.uint8)` does in Google's LiT
+            preprocessing). Defaults to `None` (no rounding).
 
     Call arguments:
         images: `[batch, height, width, 3]` float images already preprocessed
@@ -72,9 +80,17 @@ class LockedImageEncoder(keras.layers.Layer):
         std=None,
         head_dim=None,
         locked=True,
+        antialias=True,
+        pixel_rounding=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if pixel_rounding not in PIXEL_ROUNDINGS:
+            raise ValueError(
+                "`pixel_rounding` must be one of "
+                f"{', '.join(map(repr, PIXEL_ROUNDINGS))}. "
+                f"Received: pixel_rounding={pixel_rounding!r}"
+            )
         if pooling not in POOLINGS:
             raise ValueError(
                 f"`pooling` must be one of {', '.join(map(repr, POOLINGS))}. "
@@ -122,6 +138,8 @@ class LockedImageEncoder(keras.layers.Layer):
         self.mean = None if mean is None else tuple(float(v) for v in mean)
         self.std = None if std is None else tuple(float(v) for v in std)
         self.head_dim = head_dim
+        self.antialias = bool(antialias)
+        self.pixel_rounding = pixel_rounding
         self.feature_dim = _pooled_dim(backbone, pooling)
         self.output_dim = head_dim or self.feature_dim
         if self.head is not None:
@@ -197,19 +215,27 @@ class LockedImageEncoder(keras.layers.Layer):
     def preprocess(self, images):
         """Maps `[0, 255]` images (uint8 or float) to the backbone's input.
 
-        Resizes to `image_size` (bilinear, no crop: see `keras_lit.data` for
-        aspect-preserving crops), rescales to `value_range`, then applies
-        `mean`/`std`. Pure TensorFlow, so it runs inside `tf.data` and inside
-        exported SavedModels.
+        Resizes to `image_size` (bilinear, antialiased unless `antialias` is
+        off; no crop: see `keras_lit.data` for aspect-preserving crops),
+        rounds to whole pixels if `pixel_rounding` says so, rescales to
+        `value_range`, then applies `mean`/`std`. Pure TensorFlow, so it
+        runs inside `tf.data` and inside exported SavedModels.
         """
         import tensorflow as tf
 
         images = tf.cast(images, "float32")
         if tuple(images.shape[-3:-1]) != self.image_size:
             images = tf.image.resize(
-                images, self.image_size, method="bilinear", antialias=True
+                images,
+                self.image_size,
+                method="bilinear",
+                antialias=self.antialias,
             )
             images = tf.clip_by_value(images, 0.0, 255.0)
+        if self.pixel_rounding == "floor":
+            images = tf.floor(images)
+        elif self.pixel_rounding == "round":
+            images = tf.round(images)
         low, high = self.value_range
         if (low, high) != (0.0, 255.0):
             images = images * ((high - low) / 255.0) + low
@@ -255,6 +281,8 @@ class LockedImageEncoder(keras.layers.Layer):
                 "std": None if self.std is None else list(self.std),
                 "head_dim": self.head_dim,
                 "locked": self.locked,
+                "antialias": self.antialias,
+                "pixel_rounding": self.pixel_rounding,
             }
         )
         return config

@@ -112,16 +112,15 @@ def load_image_encoder(cls, preset, load_weights=True, **kwargs):
     return cls(backbone, **options, **kwargs)
 
 
-def load_text_encoder(
-    cls,
-    preset,
-    projection_dim=None,
-    pooling=None,
-    sequence_length=None,
-    load_weights=True,
-    **kwargs,
-):
-    """See `TextEncoder.from_preset`; `cls` is the class to build."""
+def load_text_encoder(cls, preset, load_weights=True, **kwargs):
+    """See `TextEncoder.from_preset`; `cls` is the class to build.
+
+    `kwargs` holds the `from_preset` options (`projection_dim`, `pooling`,
+    `sequence_length`; `None` = from the preset) and other `cls` arguments.
+    """
+    projection_dim = kwargs.pop("projection_dim", None)
+    pooling = kwargs.pop("pooling", None)
+    sequence_length = kwargs.pop("sequence_length", None)
     _check_pooling(pooling, cls.POOLINGS)
     registry, preset = _registry_entry(preset, "text")
     with presets.network_guard(preset):
@@ -177,14 +176,8 @@ def load_text_encoder(
     # The sentence-transformers pooling when the preset declares one, else
     # the first token (as big_vision's LiT BERT tower).
     pooling = pooling or registry.get("pooling") or sentence_pooling or "cls"
-    return cls(
-        backbone,
-        tokenizer,
-        projection_dim=projection_dim,
-        pooling=pooling,
-        sequence_length=sequence_length,
-        **kwargs,
-    )
+    options = {"pooling": pooling, "sequence_length": sequence_length}
+    return cls(backbone, tokenizer, projection_dim, **options, **kwargs)
 
 
 def default_pooling(backbone):

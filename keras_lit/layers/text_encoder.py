@@ -8,7 +8,7 @@ from keras import ops
 from keras_lit.layers.preset_loading import load_text_encoder
 from keras_lit.layers.transformer_text_backbone import TransformerTextBackbone
 
-POOLINGS = ("mean", "cls", "max")
+POOLINGS = ("mean", "cls", "max", "last")
 START_TOKENS = ("[CLS]", "<s>", "<bos>", "[START]")
 END_TOKENS = ("[SEP]", "</s>", "<eos>", "[END]")
 PAD_TOKENS = ("[PAD]", "<pad>")
@@ -35,7 +35,9 @@ class TextEncoder(keras.layers.Layer):
         projection_dim: int. Width of the output embedding; must equal the
             image embedding width.
         pooling: string. `"mean"` (masked mean over tokens), `"cls"` (first
-            token) or `"max"`. Defaults to `"mean"`.
+            token), `"max"` or `"last"` (the last position, padding
+            included, as Google's LiT-L16S/L16Ti text towers). Defaults to
+            `"mean"`.
         sequence_length: int. Tokens per text, including start/end tokens.
             Longer texts are truncated. Defaults to `16` (the paper's).
         start_token_id, end_token_id, pad_token_id: optional ints. Special
@@ -358,6 +360,8 @@ def _output_width(backbone):
 def _pool(sequence, padding_mask, pooling):
     if pooling == "cls":
         return sequence[:, 0, :]
+    if pooling == "last":
+        return sequence[:, -1, :]
     mask = ops.cast(padding_mask, sequence.dtype)[:, :, None]
     if pooling == "max":
         return ops.max(sequence + (mask - 1.0) * 1e4, axis=1)

@@ -9,7 +9,7 @@ class TransformerBlock(keras.layers.Layer):
     """A pre-norm transformer encoder block with one fused QKV projection.
 
     `x + Attention(LayerNorm(x))`, then `x + FeedForward(LayerNorm(x))`,
-    with ReLU in the feed-forward layer: the block of
+    with ReLU in the feed-forward layer by default: the block of
     `keras_hub.layers.TransformerEncoder(normalize_first=True)`. Queries,
     keys and values come from one `[hidden, 3 * hidden]` matmul instead of
     three einsums, so a narrow text tower runs fewer, larger ops: on 2 CPU
@@ -22,6 +22,9 @@ class TransformerBlock(keras.layers.Layer):
         dropout: float. Dropout on the attention weights and on both
             residual branches. Defaults to `0.0`.
         layer_norm_epsilon: float. Defaults to `1e-5`.
+        activation: the feed-forward activation: a Keras activation name or
+            `"gelu_approximate"` (tanh GELU, as `flax.linen.gelu` and
+            Google's LiT text towers). Defaults to `"relu"`.
 
     Call arguments:
         inputs: `[batch, sequence_length, hidden]`.
@@ -43,6 +46,7 @@ class TransformerBlock(keras.layers.Layer):
         intermediate_dim,
         dropout=0.0,
         layer_norm_epsilon=1e-5,
+        activation="relu",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -50,6 +54,8 @@ class TransformerBlock(keras.layers.Layer):
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.activation = activation
+        self._activation = get_activation(activation)
 
     def build(self, input_shape):
         hidden_dim = input_shape[-1]
@@ -92,7 +98,7 @@ class TransformerBlock(keras.layers.Layer):
             dense(
                 self.intermediate_dim,
                 "feedforward_intermediate_dense",
-                activation="relu",
+                activation=self._activation,
             ),
             input_shape,
         )
@@ -138,6 +144,19 @@ class TransformerBlock(keras.layers.Layer):
                 "intermediate_dim": self.intermediate_dim,
                 "dropout": self.dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "activation": self.activation,
             }
         )
         return config
+
+
+def gelu_approximate(x):
+    """GELU with the tanh approximation (`flax.linen.gelu`'s default)."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+def get_activation(name):
+    """A Keras activation by name; `"gelu_approximate"` is the tanh GELU."""
+    if name == "gelu_approximate":
+        return gelu_approximate
+    return keras.activations.get(name)

@@ -19,6 +19,14 @@ class TransformerTextBackbone(keras.Model):
         intermediate_dim: int. Width of the feed-forward layer.
         max_sequence_length: int. Longest sequence (position embeddings).
         dropout: float. Dropout rate. Defaults to `0.0`.
+        activation: feed-forward activation of the blocks, e.g. `"relu"`
+            (default) or `"gelu_approximate"` (Google's LiT towers).
+        layer_norm_epsilon: optional float for every LayerNorm. Defaults to
+            `None`: `1e-5` in the blocks and `1e-6` in the final norm.
+        use_padding_mask: bool. Whether padded tokens are hidden from
+            attention. `False` for towers that attend to every position
+            (Google's LiT-L16S/L16Ti read out the last token, padding
+            included). Defaults to `True`.
 
     Call arguments:
         inputs: dict with `"token_ids"` and `"padding_mask"`, both
@@ -46,6 +54,9 @@ class TransformerTextBackbone(keras.Model):
         intermediate_dim=128,
         max_sequence_length=16,
         dropout=0.0,
+        activation="relu",
+        layer_norm_epsilon=None,
+        use_padding_mask=True,
         dtype=None,
         **kwargs,
     ):
@@ -62,13 +73,17 @@ class TransformerTextBackbone(keras.Model):
                 num_heads=num_heads,
                 intermediate_dim=intermediate_dim,
                 dropout=dropout,
+                activation=activation,
+                layer_norm_epsilon=layer_norm_epsilon or 1e-5,
                 dtype=dtype,
                 name=f"transformer_layer_{i}",
             )
             for i in range(num_layers)
         ]
         final_norm = keras.layers.LayerNormalization(
-            epsilon=1e-6, dtype=dtype, name="final_layer_norm"
+            epsilon=layer_norm_epsilon or 1e-6,
+            dtype=dtype,
+            name="final_layer_norm",
         )
 
         # === Functional Model ===
@@ -78,7 +93,9 @@ class TransformerTextBackbone(keras.Model):
         )
         x = embedding(token_ids)
         for block in blocks:
-            x = block(x, padding_mask=padding_mask)
+            x = block(
+                x, padding_mask=padding_mask if use_padding_mask else None
+            )
         outputs = final_norm(x)
         super().__init__(
             inputs={"token_ids": token_ids, "padding_mask": padding_mask},
@@ -95,6 +112,9 @@ class TransformerTextBackbone(keras.Model):
         self.intermediate_dim = intermediate_dim
         self.max_sequence_length = max_sequence_length
         self.dropout = dropout
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.use_padding_mask = use_padding_mask
 
     def get_config(self):
         return {
@@ -108,6 +128,9 @@ class TransformerTextBackbone(keras.Model):
             "intermediate_dim": self.intermediate_dim,
             "max_sequence_length": self.max_sequence_length,
             "dropout": self.dropout,
+            "activation": self.activation,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "use_padding_mask": self.use_padding_mask,
         }
 
     @classmethod

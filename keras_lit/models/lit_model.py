@@ -13,6 +13,7 @@ from keras_lit.models import lit_presets
 from keras_lit.models.global_batch import WorkerFailureMessages
 from keras_lit.models.global_batch import check_global_batch
 from keras_lit.models.global_batch import global_batch_loss
+from keras_lit.models.jit_choice import auto_jit_compile
 from keras_lit.models.lit_data import as_dataset
 from keras_lit.models.lit_data import check_towers
 from keras_lit.models.lit_data import encode
@@ -112,15 +113,16 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
     def compile(self, optimizer="auto", loss="auto", **kwargs):
         """Configures training; `"auto"` follows LiT's public recipe.
 
-        `optimizer="auto"` is AdamW with learning rate 1e-3, decoupled
-        weight decay 1e-4 on kernels (not on biases, norms, embeddings or the
-        temperature) and global-norm clipping at 1.0. `loss="auto"` is
-        `keras_lit.losses.ContrastiveLoss()`, the symmetric InfoNCE over the
-        global batch; any loss object with its `batch_loss` method works.
+        `optimizer="auto"` is AdamW, lr 1e-3, weight decay 1e-4 on kernels,
+        global clip 1.0 (`lit_recipe`). `loss="auto"` is `ContrastiveLoss()`
+        (the global-batch InfoNCE); any loss with `batch_loss` works.
+        `jit_compile="auto"` (the default) is keras_lit's own XLA choice,
+        said in one line (`keras_lit.models.jit_choice`); True/False force.
         """
         self.pair_loss = check_loss(loss)
         if optimizer == "auto":
             optimizer = default_optimizer()
+        kwargs["jit_compile"] = auto_jit_compile(self, **kwargs)
         super().compile(optimizer=optimizer, **kwargs)
 
     def get_compile_config(self):
@@ -283,11 +285,13 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
 
         Args:
             preset: a directory written by `save_to_preset` (or its
-                `kaggle://`/`hf://` handle), or a recommended pair
-                (`keras_lit.presets.list_presets()`): an untrained LiT model
-                from both pretrained towers.
+                `kaggle://`/`hf://` handle), a recommended pair
+                (`keras_lit.presets.list_presets()`, untrained), or a Google
+                LiT checkpoint: a released name (`"lit_b16b_2"`, see
+                `keras_lit.checkpoints`), a `.npz` path or its directory.
             load_weights: bool. `False` keeps random weights.
-            **kwargs: `LiTModel` arguments; only for a recommended pair.
+            **kwargs: `LiTModel` arguments for a recommended pair;
+                `vocabulary`, `text_num_heads` for a LiT checkpoint.
 
         Example:
         >>> restored = LiTModel.from_preset("my_lit")  # doctest: +SKIP

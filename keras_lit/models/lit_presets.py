@@ -29,6 +29,10 @@ from keras_lit.version import __version__
 
 def load_lit_model(preset, cls, load_weights=True, **kwargs):
     """See `LiTModel.from_preset`."""
+    # Other formats (Google's LiT checkpoints) register their loader.
+    load = presets.find_model_loader(preset)
+    if load is not None:
+        return load(preset, cls=cls, load_weights=load_weights, **kwargs)
     if presets.is_lit_preset_name(preset):
         image_encoder = LockedImageEncoder.from_preset(
             preset, load_weights=load_weights
