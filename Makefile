@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install test test-fast lint demo demo-tower bench notebooks clean chromium node
+.PHONY: install test test-fast lint demo demo-real demo-tower bench notebooks clean chromium node fashion-mnist
 
 install: $(STAMP)
 
@@ -23,16 +23,20 @@ $(STAMP): pyproject.toml constraints.txt
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
+# Fashion-MNIST for `make demo-real` and its test, from Debian (offline mirror).
+fashion-mnist:
+	@test -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; }
+
 # The page's JavaScript rules (keras_lit/app/static/wire.js) are tested
 # under node against the same vectors as their Python homes.
 node:
 	@command -v node >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
 
-test: $(STAMP) chromium node
+test: $(STAMP) chromium node fashion-mnist
 	$(PY) -m pytest tests
 
 # Everything but the slow, browser, multi-process and notebook tests.
-test-fast: $(STAMP) node
+test-fast: $(STAMP) node fashion-mnist
 	$(PY) -m pytest tests -m "not large and not browser and not multiprocess and not notebook"
 
 lint: $(STAMP)
@@ -41,6 +45,11 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/keras-lit demo
+
+# LiT on ImageNet EfficientNet-Lite0 (PyPI), Fashion-MNIST (Debian) and the
+# photos scikit-image/matplotlib/scikit-learn ship; offline.
+demo-real: $(STAMP) fashion-mnist
+	$(VENV)/bin/keras-lit demo --real
 
 # Rebuilds the demo's stage-1 image tower shipped in
 # keras_lit/demo/assets/pretrained_tower/ (about 3 minutes on 2 cores).

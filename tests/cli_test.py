@@ -238,5 +238,8 @@ def test_each_registered_subcommand_is_one_module():
         module.HELP and callable(module.add_arguments) for module in modules
     )
     args = build_parser().parse_args(["demo", "--smoke"])
-    assert args.function is importlib.import_module("keras_lit.cli.demo").run
-    assert args.smoke and args.output_dir == "lit_runs/demo"
+    demo = importlib.import_module("keras_lit.cli.demo")
+    assert args.function is demo.run
+    assert args.smoke and demo.output_dir(args) == "lit_runs/demo"
+    args = build_parser().parse_args(["demo", "--real"])
+    assert demo.output_dir(args) == "lit_runs/demo-real"

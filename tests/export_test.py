@@ -522,6 +522,10 @@ def test_metadata_describes_the_export(signatures, exported):
     assert metadata["templates"] == TEMPLATES
     assert metadata["image_size"] == [32, 32]
     assert metadata["embedding_dim"] == exported.model.embedding_dim
+    backbone = type(exported.model.image_encoder.backbone)
+    assert metadata["image_backbone"] == (
+        backbone.__module__.split(".")[0] + "." + backbone.__name__
+    )
     assert metadata["top_k"] == TOP_K
     assert metadata["signatures"]["embed_text"]["inputs"] == {
         "texts": {"dtype": "string", "shape": [None]}

@@ -9,6 +9,7 @@ JSON, errors included (`{"error": "<readable message>"}`). See
 import math
 import re
 from dataclasses import dataclass
+from dataclasses import field
 from urllib.parse import quote
 
 from keras_lit.app import rest_format
@@ -36,6 +37,8 @@ class AppState:
     max_request_bytes: int
     max_pixels: int
     metadata: dict
+    # `{filename: path}` of real photos offered as samples (real towers).
+    real_photos: dict = field(default_factory=dict)
 
 
 def _state():
@@ -76,6 +79,9 @@ def config():
     samples = [
         {"name": name, "url": f"/static/samples/{name}"}
         for name in list_samples(SAMPLES_DIR)
+    ] + [
+        {"name": name, "url": f"/api/samples/real/{name}"}
+        for name in state.real_photos
     ]
     class_names = metadata.get("class_names")
     default_labels = list(SHAPE_LABELS)
@@ -253,6 +259,16 @@ def image(name):
     return flask.send_file(index.path(name), max_age=300)
 
 
+def real_sample(name):
+    """A shipped real photo, offered when the model's tower is real."""
+    import flask
+
+    path = _state().real_photos.get(name)
+    if path is None:
+        return error(404, f"There is no real sample photo named {name!r}")
+    return flask.send_file(path, max_age=300)
+
+
 def public_status(status):
     """The index status without local paths, and at most 50 skipped files."""
     status = dict(status)
@@ -273,4 +289,5 @@ ROUTES = (
     ("/api/search/refresh", ["POST"], search_refresh),
     ("/api/search", ["POST"], search),
     ("/api/images/<path:name>", ["GET"], image),
+    ("/api/samples/real/<name>", ["GET"], real_sample),
 )

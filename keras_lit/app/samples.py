@@ -10,6 +10,11 @@ the app starts without drawing anything.
 Regenerate with:
 
     python -m keras_lit.app.samples keras_lit/app/static/samples
+
+When the served model's image tower is a real pretrained one (a KerasHub
+backbone, such as `keras-lit demo --real`'s ImageNet EfficientNet-Lite0),
+the app also offers the real photos that scikit-image, matplotlib and
+scikit-learn ship (`real_photo_samples`), read from those packages.
 """
 
 import os
@@ -97,6 +102,30 @@ def list_samples(samples_dir=SAMPLES_DIR):
         for name in os.listdir(samples_dir)
         if name.lower().endswith((".jpg", ".jpeg", ".png"))
     )
+
+
+def is_real_tower(metadata):
+    """Whether an export's image tower is a real pretrained one.
+
+    `keras_lit.export` records the backbone as `"image_backbone"`,
+    `"<package>.<class>"`; KerasHub backbones are pretrained vision models
+    (ViT, DINOv2, EfficientNet ...), unlike the demo's KerasCV shapes tower.
+    """
+    return str(metadata.get("image_backbone", "")).startswith("keras_hub.")
+
+
+def real_photo_samples():
+    """`{filename: path}` of the shipped real photos that are installed."""
+    from keras_lit.real import photos
+
+    samples = {}
+    for name in photos.PHOTOS:
+        try:
+            path = photos.photo_path(name)
+        except FileNotFoundError:
+            continue
+        samples[f"photo-{name}{os.path.splitext(path)[1]}"] = path
+    return samples
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Routes (`<model>` is `<name>` or `<name>/versions/<v>`):
 | POST | `/api/search` | `{"embedding": [...], "top_k": k}` -> images |
 | POST | `/api/search/refresh` | rescan the folder (new and changed files) |
 | GET | `/api/images/<name>` | an indexed image file |
+| GET | `/api/samples/real/<name>` | a shipped real photo (real-tower models) |
 
 Every error is JSON, `{"error": "<readable message>"}`, with an HTTP status,
 and no request can stop the server. Bodies over the size limit get a 413
@@ -38,6 +39,8 @@ from keras_lit.app import routes
 from keras_lit.app.request_guard import RequestGuard
 from keras_lit.app.routes import AppState
 from keras_lit.app.routes import error
+from keras_lit.app.samples import is_real_tower
+from keras_lit.app.samples import real_photo_samples
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 DEFAULT_MAX_REQUEST_BYTES = 10_000_000  # 10 MB
@@ -96,7 +99,12 @@ def create_app(
     if metadata.get("max_pixels"):
         max_pixels = min(int(max_pixels), int(metadata["max_pixels"]))
     app.extensions["keras_lit"] = AppState(
-        backend, search_index, int(max_request_bytes), max_pixels, metadata
+        backend,
+        search_index,
+        int(max_request_bytes),
+        max_pixels,
+        metadata,
+        real_photo_samples() if is_real_tower(metadata) else {},
     )
     app.before_request(_check_host)
     app.after_request(_add_headers)
@@ -133,7 +141,9 @@ def _add_headers(response):
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Content-Security-Policy"] = _CONTENT_SECURITY_POLICY
-    if not flask.request.path.startswith(("/static/", "/api/images/")):
+    if not flask.request.path.startswith(
+        ("/static/", "/api/images/", "/api/samples/")
+    ):
         response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -179,6 +179,7 @@ class ServingGraph:
     def metadata(self):
         metadata = {
             "keras_lit_version": __version__,
+            "image_backbone": _class_path(self.model.image_encoder.backbone),
             "image_size": list(self.image_size),
             "embedding_dim": self.embedding_dim,
             "sequence_length": self.sequence_length,
@@ -215,3 +216,9 @@ def _pattern(height, width):
     columns = np.ones((height, 1)) * np.linspace(0, 255, width)[None, :]
     image = np.stack([rows, columns, 255 - (rows + columns) / 2], axis=-1)
     return tf.constant(image.astype("uint8"))
+
+
+def _class_path(layer):
+    """`"<top package>.<class>"`, e.g. `"keras_hub.EfficientNetBackbone"`."""
+    cls = type(layer)
+    return f"{cls.__module__.split('.')[0]}.{cls.__name__}"
