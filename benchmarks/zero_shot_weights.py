@@ -97,7 +97,7 @@ def main():
     names = class_names(args.classes)
     templates = prompt_templates("clip_imagenet_80")[: args.templates]
     with warnings.catch_warnings():
-        # CLIP's ImageNet list names two classes "missile".
+        # CLIP's ImageNet list repeats "missile" and "sunglasses".
         warnings.simplefilter("ignore", UserWarning)
         prompts = format_prompts(names, templates)
     vocabulary = build_word_piece_vocabulary(

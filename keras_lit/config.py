@@ -74,6 +74,8 @@ DEFAULT_CONFIG = {
         "precompute_dtype": "float32",
         "mixed_precision": False,
         "checkpoints": True,
+        "checkpoint_every": 100,  # steps between backups (exact resume)
+        "batch_log": None,  # debugging: a file of one line per batch read
         "tensorboard": True,
         "jit_compile": "auto",
         "steps_per_execution": 1,
@@ -116,8 +118,132 @@ def load_config(path=None, overrides=(), smoke=False):
                 f"{override!r}"
             )
         key, value = override.split("=", 1)
-        set_key(config, key.strip(), yaml.safe_load(value))
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(
+                f"--set {key.strip()}: the value {value!r} is not valid YAML."
+            ) from None
+        set_key(config, key.strip(), parsed)
+    check_types(config)
     return config
+
+
+# Keys whose values must have a given kind; each is converted in place
+# (e.g. "1e-3" -> 0.001, YAML reading that without a dot as a string).
+_POSITIVE_INTS = (
+    "train.steps",
+    "train.global_batch_size",
+    "train.steps_per_epoch",
+    "train.checkpoint_every",
+    "train.steps_per_execution",
+    "text_tower.vocabulary_size",
+    "text_tower.num_layers",
+    "text_tower.num_heads",
+    "text_tower.hidden_dim",
+    "text_tower.intermediate_dim",
+    "text_tower.sequence_length",
+    "data.max_vocabulary_captions",
+)
+_NON_NEGATIVE_INTS = ("seed", "train.warmup_steps")
+_NUMBERS = (
+    "train.learning_rate",
+    "train.weight_decay",
+    "train.temperature_init",
+    "train.clipnorm",
+)
+_BOOLS = (
+    "image_tower.locked",
+    "train.precompute",
+    "train.mixed_precision",
+    "train.checkpoints",
+    "train.tensorboard",
+)
+_PAIRS = {"image_tower.image_size": "height, width"}
+_OPTIONAL = ("train.warmup_steps", "train.clipnorm")
+
+
+def check_types(config):
+    """Checks the kind of every typed key; one-line `ConfigError`s.
+
+    Run by `load_config`, so a wrong value is reported with its key before
+    anything is built (e.g. `train.steps must be a positive integer.
+    Received: 'many'`), not as a traceback from deep inside training.
+    """
+
+    def walk(dotted):
+        node = config
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                return None, None
+        return node, parts[-1]
+
+    def checked(dotted, convert, what):
+        node, key = walk(dotted)
+        if node is None or key not in node:
+            return
+        value = node[key]
+        if value is None and dotted in _OPTIONAL:
+            return
+        try:
+            node[key] = convert(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{dotted} must be {what}. Received: {value!r}"
+            ) from None
+
+    for dotted in _POSITIVE_INTS:
+        checked(dotted, lambda v: _integer(v, 1), "a positive integer")
+    for dotted in _NON_NEGATIVE_INTS:
+        checked(dotted, lambda v: _integer(v, 0), "a non-negative integer")
+    for dotted in _NUMBERS:
+        checked(dotted, _number, "a number")
+    for dotted in _BOOLS:
+        checked(dotted, _boolean, "true or false")
+    for dotted, names in _PAIRS.items():
+        checked(
+            dotted,
+            _positive_pair,
+            f"a list of two positive integers [{names}]",
+        )
+
+
+def _integer(value, minimum):
+    if isinstance(value, bool):
+        raise TypeError(value)
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.lstrip("-").isdigit():
+            raise ValueError(value)
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or value < minimum:
+        raise ValueError(value)
+    return value
+
+
+def _number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(value)
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(value)
+    return number
+
+
+def _boolean(value):
+    if not isinstance(value, bool):
+        raise TypeError(value)
+    return value
+
+
+def _positive_pair(value):
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise TypeError(value)
+    return [_integer(item, 1) for item in value]
 
 
 def read_config_file(path):

@@ -9,6 +9,8 @@ bomb) is refused instead of allocating gigabytes.
 
 import tensorflow as tf
 
+from keras_lit.image_frames import assert_frames_tf
+
 DEFAULT_MAX_PIXELS = 50_000_000
 
 
@@ -171,7 +173,7 @@ def decode_image(image_bytes, max_pixels=DEFAULT_MAX_PIXELS):
         message="image_bytes: empty string, expected an encoded image",
     )
     height, width = image_header_size(image_bytes)
-    tf.debugging.assert_less_equal(
+    check = tf.debugging.assert_less_equal(
         height * width,
         tf.constant(max_pixels, tf.int64),
         message=(
@@ -179,6 +181,8 @@ def decode_image(image_bytes, max_pixels=DEFAULT_MAX_PIXELS):
             "(possible decompression bomb)"
         ),
     )
+    with tf.control_dependencies([check]):
+        image_bytes = assert_frames_tf(image_bytes, max_pixels, "image_bytes")
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image

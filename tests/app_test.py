@@ -219,8 +219,12 @@ def _http(url, body=None, headers=None, method=None):
         if body is None or isinstance(body, bytes)
         else (json.dumps(body).encode("utf-8"))
     )
+    headers = dict(headers or {})
+    if data is not None:
+        # The app takes only JSON on its JSON endpoints (issue 18).
+        headers.setdefault("Content-Type", "application/json")
     request = urllib.request.Request(
-        url, data=data, headers=headers or {}, method=method
+        url, data=data, headers=headers, method=method
     )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:

@@ -30,6 +30,8 @@ RANKS = {
     "layers": 0,
     "preprocessing": 0,
     "image_header": 0,
+    "image_frames": 0,
+    "image_structure": 0,
     "schedules": 0,
     "command_line": 0,
     # 1: the model.

@@ -136,6 +136,11 @@ def test_existing_version_is_never_overwritten(exported):
         ({"top_k": 0}, "`top_k` must be a positive int"),
         ({"max_pixels": -1}, "`max_pixels` must be a positive int"),
         ({"max_text_bytes": 0}, "`max_text_bytes` must be a positive int"),
+        ({"max_class_names": 0}, "`max_class_names` must be a positive int"),
+        (
+            {"max_class_names_bytes": "1k"},
+            "`max_class_names_bytes` must be a positive int",
+        ),
         ({"resize": "squash"}, "`resize` must be one of 'stretch', 'crop'"),
         ({"class_names": []}, "non-empty list"),
         ({"class_names": "cat"}, "not a single string"),

@@ -7,6 +7,7 @@ independent numpy computation. The Keras path uses real towers: a
 weights (pooled feature = mean RGB colour), and a real LiTModel.
 """
 
+import hashlib
 import zlib
 
 import keras
@@ -34,6 +35,13 @@ from keras_lit.zero_shot import format_prompts
 from keras_lit.zero_shot import imagenet_class_names
 from keras_lit.zero_shot import load_tfds_classification
 from keras_lit.zero_shot import prompt_templates
+
+# sha256 of the class list published with CLIP: `imagenet_classes` in
+# openai/CLIP notebooks/Prompt_Engineering_for_ImageNet.ipynb (commit
+# d05afc4), one name per line, UTF-8, final newline.
+CLIP_IMAGENET_CLASSES_SHA256 = (
+    "8800e39242cbed4c6889376e20a49cfdaf4f84a773a6686d15c3b39972ef94c4"
+)
 
 TRICKY_TEXTS = [
     "  A photo of a Jack-o'-lantern. ",
@@ -211,10 +219,16 @@ def test_shipped_prompt_sets():
     assert len(names) == 1000
     assert names[:3] == ["tench", "goldfish", "great white shark"]
     assert names[-1] == "toilet paper"
-    # CLIP's list names classes 657 and 744 both "missile": kept for
-    # comparable numbers, and flagged.
+    # CLIP's published list, byte for byte (openai/CLIP notebook
+    # "Prompt_Engineering_for_ImageNet", `imagenet_classes`, joined with
+    # "\n" plus a final newline). It names classes 657 and 744 both
+    # "missile" and 836 and 837 both "sunglasses": kept for comparable
+    # numbers, and flagged.
+    text = ("\n".join(names) + "\n").encode("utf-8")
+    assert hashlib.sha256(text).hexdigest() == CLIP_IMAGENET_CLASSES_SHA256
     assert names[657] == names[744] == "missile"
-    with pytest.warns(UserWarning, match="missile"):
+    assert names[836] == names[837] == "sunglasses"
+    with pytest.warns(UserWarning, match="missile.*sunglasses"):
         format_prompts(names, ["{}"])
     with pytest.raises(ValueError, match="clip_best_7"):
         prompt_templates("clip_best_8")

@@ -31,17 +31,25 @@ _EAGER_PREAMBLE = re.compile(
     r"^Graph execution error:\s*\n(?:.*\n)*?<stack traces unavailable>\n"
 )
 _EAGER_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\]\s*$")
+# Graph internals a client has no use for: `[[{{node Assert/Assert}}]]`
+# and `{{function_node __wrapped__...}}` prefixes.
+_GRAPH_NODES = re.compile(r"\s*\[\[\{\{(?:function_)?node [^}]*\}\}[^\]]*\]\]")
+_FUNCTION_PREFIX = re.compile(r"\{\{function_node [^}]*\}\}\s*")
 
 
 def tensorflow_error_message(error):
     """A TF op error's message as TF Serving reports it.
 
     Drops what only eager Python adds: the "Graph execution error ...
-    <stack traces unavailable>" preamble and the trailing `[Op:...]`.
+    <stack traces unavailable>" preamble and the trailing `[Op:...]`, and
+    the graph's node names (`[[{{node Assert/Assert}}]]`), which tell a
+    client nothing.
     """
     message = getattr(error, "message", None) or str(error)
     message = _EAGER_PREAMBLE.sub("", message)
-    return _EAGER_SUFFIX.sub("", message).strip()
+    message = _EAGER_SUFFIX.sub("", message)
+    message = _GRAPH_NODES.sub("", message)
+    return _FUNCTION_PREFIX.sub("", message).strip()
 
 
 def find_version_directory(path):
@@ -167,7 +175,9 @@ class LocalBackend:
             except tf.errors.InvalidArgumentError as error:
                 raise RestError(400, tensorflow_error_message(error)) from None
             except tf.errors.OpError as error:
-                raise RestError(500, tensorflow_error_message(error)) from None
+                # Caused by the request's data (no other input reaches the
+                # model): a client error, never a 500.
+                raise RestError(400, tensorflow_error_message(error)) from None
         return {name: value.numpy() for name, value in outputs.items()}
 
     def embed_images(self, image_bytes):

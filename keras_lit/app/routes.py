@@ -107,6 +107,7 @@ def config():
             "max_pixels": int(state.max_pixels),
             "max_batch": rest_format.MAX_BATCH,
             "max_text_bytes": metadata.get("max_text_bytes"),
+            "max_class_names": rest_format.class_name_limits(metadata)[0],
             "image_formats": metadata.get("image_formats", list(IMAGE_FORMATS)),
             "samples": samples,
             "search": search,
@@ -143,6 +144,7 @@ def tf_serving(subpath):
             request.get_data(), backend.input_names
         )
         rest_format.check_batch(inputs)
+        rest_format.check_class_names(inputs, state.metadata)
         rest_format.check_image_headers(inputs, state.max_pixels)
         outputs = backend.predict(signature_name, inputs)
         return flask.jsonify(
@@ -165,6 +167,7 @@ def _forward(state, request, subpath):
             inputs = None  # Let TF Serving word its own answer.
         if inputs is not None:
             rest_format.check_batch(inputs)
+            rest_format.check_class_names(inputs, state.metadata)
             rest_format.check_image_headers(inputs, state.max_pixels)
     status, content_type, data = state.backend.forward(
         request.method, subpath, body

@@ -21,7 +21,11 @@ before they are parsed (the rest of the body is read and dropped first, up
 to `MAX_DRAIN_BYTES`, so that the browser receives the answer instead of a
 reset connection). When bound to loopback, requests whose `Host` header
 names anything but the loopback address are refused, which stops other web
-sites from reaching the app through DNS rebinding.
+sites from reaching the app through DNS rebinding. Before any route,
+`RequestGuard` (`keras_lit.app.request_guard`) takes only
+`application/json` on the JSON endpoints (415), checks `Origin` (403),
+counts chunked bodies against the limit (413, connection closed) and
+refuses JSON nested too deeply or holding invalid Unicode (400).
 """
 
 import errno
@@ -32,6 +36,7 @@ import socket
 import threading
 
 from keras_lit.app import routes
+from keras_lit.app.request_guard import RequestGuard
 from keras_lit.app.routes import AppState
 from keras_lit.app.routes import error
 from keras_lit.app.samples import is_real_tower
@@ -85,7 +90,11 @@ def create_app(
         None if allowed_hosts is None else set(allowed_hosts)
     )
     app.json.sort_keys = False
-    app.wsgi_app = _BodyLimit(app.wsgi_app, int(max_request_bytes))
+    app.wsgi_app = RequestGuard(
+        _BodyLimit(app.wsgi_app, int(max_request_bytes)),
+        int(max_request_bytes),
+        _too_large_message,
+    )
     metadata = dict(getattr(backend, "metadata", {}) or {})
     if metadata.get("max_pixels"):
         max_pixels = min(int(max_pixels), int(metadata["max_pixels"]))
@@ -152,9 +161,9 @@ def _internal_error(exception):
     import flask
 
     flask.current_app.logger.exception("Request failed")
-    return error(
-        500, f"Internal error: {type(exception).__name__}: {exception}"
-    )
+    # The details stay in the server's log: exception text can hold paths
+    # and internals a client should not see.
+    return error(500, "Internal error; the app's log has the details.")
 
 
 def _too_large_message(length, max_bytes):

@@ -83,4 +83,28 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("keras-lit: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # TF errors are named below; others raise
+        if not _is_tensorflow_error(error):
+            raise
+        print(
+            f"keras-lit: error: {type(error).__name__}: "
+            f"{_first_line(error)} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
     return 2
+
+
+def _is_tensorflow_error(error):
+    """A `tf.errors.OpError` (e.g. `DataLossError`), without importing TF."""
+    return any(
+        cls.__module__.startswith("tensorflow") and cls.__name__ == "OpError"
+        for cls in type(error).__mro__
+    )
+
+
+def _first_line(error):
+    """The informative line of a TF error: no graph or node internals."""
+    from keras_lit.app.backends import tensorflow_error_message
+
+    lines = tensorflow_error_message(error).strip().splitlines() or [""]
+    return lines[-1].strip()

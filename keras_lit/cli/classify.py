@@ -35,15 +35,21 @@ def run(args):
     for path in paths:
         with open(path, "rb") as f:
             image_bytes.append(f.read())
+        check_image_file(path, image_bytes[-1])
     model_path = existing_path(args.model, "--model")
-    if os.path.isdir(model_path):
-        probabilities = classify_with_saved_model(
-            model_path, image_bytes, labels
-        )
-    else:
-        probabilities = classify_with_keras(
-            model_path, image_bytes, labels, args.template or None
-        )
+    import tensorflow as tf
+
+    try:
+        if os.path.isdir(model_path):
+            probabilities = classify_with_saved_model(
+                model_path, image_bytes, labels
+            )
+        else:
+            probabilities = classify_with_keras(
+                model_path, image_bytes, labels, args.template or None
+            )
+    except tf.errors.InvalidArgumentError as error:
+        raise CLIError(_name_the_image(error, paths)) from None
     top = min(args.top_k, len(labels))
     for path, row in zip(paths, probabilities):
         order = np.argsort(-row, kind="stable")[:top]
@@ -52,6 +58,58 @@ def run(args):
             bar = "#" * int(round(30 * float(row[index])))
             print(f"  {rank}. {labels[index]:<30s} {row[index]:6.1%} {bar}")
     return 0
+
+
+def check_image_file(path, data, max_pixels=None):
+    """Raises `CLIError` naming `path` if it is not an image to decode.
+
+    The rules every decode path applies (`keras_lit.image_header`,
+    `keras_lit.image_frames`, `keras_lit.image_structure`), read in
+    Python before any model loads.
+    """
+    from keras_lit.image_frames import frame_problem
+    from keras_lit.image_header import FORMAT_NAMES
+    from keras_lit.image_header import read_image_header
+    from keras_lit.image_ops import DEFAULT_MAX_PIXELS
+    from keras_lit.image_structure import jpeg_structure_ok
+    from keras_lit.image_structure import png_structure_ok
+
+    max_pixels = max_pixels or DEFAULT_MAX_PIXELS
+    header = read_image_header(data)
+    if not header.format:
+        raise CLIError(f"{path}: not a {FORMAT_NAMES} image")
+    if not header.readable:
+        raise CLIError(f"{path}: unreadable {header.format} header")
+    if header.pixels > max_pixels:
+        raise CLIError(
+            f"{path}: header claims {header.width}x{header.height} pixels, "
+            f"over the limit of {max_pixels}"
+        )
+    structure = {"JPEG": jpeg_structure_ok, "PNG": png_structure_ok}
+    check = structure.get(header.format)
+    if check is not None and not check(data):
+        raise CLIError(
+            f"{path}: corrupt or truncated {header.format} (its markers or "
+            "chunks are broken)"
+        )
+    problem = frame_problem(data, max_pixels)
+    if problem is not None:
+        raise CLIError(f"{path}: {problem}")
+
+
+def _name_the_image(error, paths):
+    """A TF error's message, with `image_bytes[i]` replaced by the file."""
+    import re
+
+    from keras_lit.app.backends import tensorflow_error_message
+
+    lines = tensorflow_error_message(error).strip().splitlines() or [""]
+    message = lines[-1].strip()
+    message = re.sub(r"^assertion failed: \[(.*)\]$", r"\1", message)
+    found = re.search(r"image_bytes\[(\d+)\]", message)
+    if found and int(found.group(1)) < len(paths):
+        return message.replace(found.group(0), paths[int(found.group(1))])
+    return message
 
 
 def classify_with_saved_model(path, image_bytes, labels):

@@ -61,23 +61,31 @@ def run(args):
     steps = int(train["steps"])
     steps_per_epoch = max(1, min(int(train["steps_per_epoch"]), steps))
     epochs = math.ceil(steps / steps_per_epoch)
+    dataset = dataset.repeat()
+    initial_epoch = 0
+    first_step = 0
     if train["checkpoints"]:
-        callbacks.append(
-            keras.callbacks.BackupAndRestore(
-                distribute.worker_backup_dir(
-                    os.path.join(output_dir, "backup"), strategy
-                ),
-                delete_checkpoint=False,
-            )
-        )
+        backup = step_backup(config, model, strategy, output_dir, callbacks)
+        backup.total_steps = epochs * steps_per_epoch
+        first_step = backup.restore(model)
+        if first_step:
+            log(f"Resuming after step {first_step} from {backup.backup_dir}")
+        dataset = backup.resume_dataset(dataset)
+        initial_epoch = backup.initial_epoch(steps_per_epoch)
+        callbacks.append(backup)
+    if train["batch_log"]:
+        from keras_lit.callbacks.step_backup import log_batches
+
+        dataset = log_batches(dataset, train["batch_log"], first_step)
     if train["tensorboard"]:
         callbacks.append(
             keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"))
         )
     log(f"Training {steps} steps ({epochs} epochs of {steps_per_epoch})")
     history = model.fit(
-        dataset.repeat(),
+        dataset,
         epochs=epochs,
+        initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
         verbose=2 if args.quiet else 1,
@@ -88,6 +96,33 @@ def run(args):
     log("Final " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(final.items())))
     log(f"Saved {model_path}")
     return 0
+
+
+def step_backup(config, model, strategy, output_dir, callbacks):
+    """The exact-resume callback of `train.checkpoints` (not yet restored).
+
+    Saves every `train.checkpoint_every` steps into `<output_dir>/backup`
+    (one directory per worker). The skipped-image counts of a precompute
+    run are saved and restored with it: a restarted precompute skips its
+    finished shards without counting them again. A reader's counts need no
+    saving: resuming replays the pipeline, which counts them again.
+    """
+    from keras_lit import distribute
+    from keras_lit.callbacks import StepBackupAndRestore
+    from keras_lit.data import SkippedImages
+
+    counters = []
+    if _precomputed(config, model.image_encoder):
+        counters = [c for c in callbacks if isinstance(c, SkippedImages)]
+    return StepBackupAndRestore(
+        distribute.worker_backup_dir(
+            os.path.join(output_dir, "backup"), strategy
+        ),
+        save_every=check_positive_int(
+            "train.checkpoint_every", config["train"]["checkpoint_every"]
+        ),
+        counters=counters,
+    )
 
 
 def build_model(config, strategy):
@@ -234,11 +269,13 @@ def resolve_jit_compile(value, precomputed, strategy):
     return "auto"
 
 
+def check_positive_int(key, value):
+    """A config value that must be a positive integer, else one line."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CLIError(f"{key} must be a positive integer. Received: {value!r}")
+    return value
+
+
 def check_steps_per_execution(value):
     """`train.steps_per_execution`: training steps per compiled call."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CLIError(
-            "train.steps_per_execution must be a positive integer. "
-            f"Received: {value!r}"
-        )
-    return value
+    return check_positive_int("train.steps_per_execution", value)

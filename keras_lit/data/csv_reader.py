@@ -61,29 +61,43 @@ def read_csv_pairs(
     image_root = os.fspath(image_root)
     order = []
     captions_by_image = {}
-    with tf.io.gfile.GFile(path, "r") as file:
-        reader = csv.DictReader(file, delimiter=delimiter)
-        header = reader.fieldnames or []
-        missing = [c for c in [image_column] + text_columns if c not in header]
-        if missing:
-            raise ValueError(
-                f"Column(s) {missing} not found in {path!r}. The header has "
-                f"{header}; set `image_column`/`text_column`. Received: "
-                f"image_column={image_column!r}, text_column={text_column!r}"
-            )
-        for line, row in enumerate(reader, start=2):
-            image = (row[image_column] or "").strip()
-            if not image:
+    try:
+        with tf.io.gfile.GFile(path, "r") as file:
+            reader = csv.DictReader(file, delimiter=delimiter)
+            header = reader.fieldnames or []
+            missing = [
+                c for c in [image_column] + text_columns if c not in header
+            ]
+            if missing:
                 raise ValueError(
-                    f"{path}, line {line}: empty `{image_column}` cell. "
-                    f"Received row: {row!r}"
+                    f"Column(s) {missing} not found in {path!r}. The header "
+                    f"has {header}; set `image_column`/`text_column`. "
+                    f"Received: image_column={image_column!r}, "
+                    f"text_column={text_column!r}"
                 )
-            texts = [row[c] for c in text_columns if row[c]]
-            key = image if group_captions else len(order)
-            if key not in captions_by_image:
-                captions_by_image[key] = []
-                order.append((key, image))
-            captions_by_image[key].extend(texts)
+            for line, row in enumerate(reader, start=2):
+                image = (row[image_column] or "").strip()
+                if not image:
+                    raise ValueError(
+                        f"{path}, line {line}: empty `{image_column}` cell. "
+                        f"Received row: {row!r}"
+                    )
+                texts = [row[c] for c in text_columns if row[c]]
+                key = image if group_captions else len(order)
+                if key not in captions_by_image:
+                    captions_by_image[key] = []
+                    order.append((key, image))
+                captions_by_image[key].extend(texts)
+    except UnicodeDecodeError as failure:
+        raise ValueError(
+            f"{path}: not a UTF-8 text file (undecodable byte at offset "
+            f"{failure.start}); a CSV of image paths and captions must be "
+            "UTF-8 text"
+        ) from None
+    except csv.Error as failure:
+        raise ValueError(
+            f"{path}: not a readable CSV file ({failure})"
+        ) from None
     if not order:
         raise ValueError(f"{path!r} has a header but no rows.")
     paths = [_resolve(image, image_root) for _, image in order]

@@ -30,6 +30,7 @@ import tensorflow as tf
 from keras_lit.data.augment import inception_crop
 from keras_lit.data.reader_options import ReaderOptions
 from keras_lit.data.skipped_images import SkippedImages
+from keras_lit.image_frames import assert_frames_tf
 from keras_lit.image_ops import image_header_size
 from keras_lit.image_ops import resize_and_crop
 
@@ -216,7 +217,10 @@ def _decoder(image_size, load, augment, caption, max_pixels):
 
     def process(image_bytes, seed):
         # The header was checked by `decode`; `image_ops.decode_image` would
-        # parse it again (its nested conds cost ~0.1 s per iterator).
+        # parse it again (its nested conds cost ~0.1 s per iterator). GIF
+        # frames (which the header does not bound) and animated WebP are
+        # checked here: a failure drops the image, counted as corrupt.
+        image_bytes = assert_frames_tf(image_bytes, max_pixels)
         image = tf.io.decode_image(
             image_bytes, channels=3, expand_animations=False
         )

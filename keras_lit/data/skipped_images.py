@@ -24,7 +24,9 @@ class SkippedImages(keras.callbacks.Callback):
     parallel decoding. An image is skipped, never fatal, when its bytes are
     corrupt, truncated, empty or of an unknown format, when its file cannot
     be read, when its header claims more than `max_pixels` pixels (a
-    decompression bomb), or when it has no caption.
+    decompression bomb), or when it has no caption. A GIF whose frames
+    need more than `max_pixels` (whatever its header says) or an animated
+    WebP is skipped and counted as corrupt.
 
     Pass it to `fit` (or `evaluate`) as a callback to log the total as
     `"skipped_images"` after each epoch (it lands in `history.history`) and

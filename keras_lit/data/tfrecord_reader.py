@@ -58,6 +58,8 @@ def tfrecord_dataset(
     """
     image_size, options = reader_arguments(image_size, options, kwargs)
     files = _match_files(file_pattern)
+    for file_name in files:
+        check_tfrecord_framing(file_name)
 
     def read_unit(file_name, unit_seed):
         return tf.data.TFRecordDataset(file_name)
@@ -96,3 +98,38 @@ def _match_files(file_pattern):
             )
         files.extend(matched)
     return sorted(set(files))
+
+
+def check_tfrecord_framing(path):
+    """Raises `ValueError` naming `path` if it does not start as a TFRecord.
+
+    Reads 12 bytes: the first record's length and its masked CRC-32C. An
+    empty file (no records) passes. Catches a file of another kind (or
+    random bytes) up front, instead of a `DataLossError` in training.
+    """
+    with tf.io.gfile.GFile(path, "rb") as file:
+        head = file.read(12)
+    if not head:
+        return
+    if len(head) < 12 or _masked_crc32c(head[:8]) != int.from_bytes(
+        head[8:12], "little"
+    ):
+        raise ValueError(
+            f"{path}: not a TFRecord file (its first record's length "
+            "checksum does not match); write shards with `keras-lit "
+            "convert` or `tf.io.TFRecordWriter`"
+        )
+
+
+def _crc32c(data):
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def _masked_crc32c(data):
+    crc = _crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF

@@ -32,6 +32,8 @@ Modules: `exporter` (`export_for_serving` and its arguments),
 `keras_lit.serving.protocol`'s.
 """
 
+from keras_lit.export.exporter import DEFAULT_MAX_CLASS_NAMES
+from keras_lit.export.exporter import DEFAULT_MAX_CLASS_NAMES_BYTES
 from keras_lit.export.exporter import DEFAULT_MAX_TEXT_BYTES
 from keras_lit.export.exporter import RESIZE_MODES
 from keras_lit.export.exporter import export_for_serving

@@ -14,6 +14,9 @@ from keras_lit.serving import protocol
 from keras_lit.serving import signature_defs
 
 DEFAULT_MAX_TEXT_BYTES = 4096
+# `zero_shot` embeds every class name once per template: bounded per call.
+DEFAULT_MAX_CLASS_NAMES = 1000
+DEFAULT_MAX_CLASS_NAMES_BYTES = 65536
 RESIZE_MODES = ("stretch", "crop")
 
 
@@ -28,6 +31,8 @@ def export_for_serving(
     max_text_bytes=DEFAULT_MAX_TEXT_BYTES,
     resize="crop",
     batching_parameters=None,
+    max_class_names=DEFAULT_MAX_CLASS_NAMES,
+    max_class_names_bytes=DEFAULT_MAX_CLASS_NAMES_BYTES,
 ):
     """Writes a TF Serving SavedModel version that takes bytes and strings.
 
@@ -68,6 +73,13 @@ def export_for_serving(
         batching_parameters: optional text-format `BatchingParameters`
             written into the version as `batching_params.pbtxt`, which TF
             Serving reads with `--enable_per_model_batching_parameters`.
+        max_class_names: int or `None`. `zero_shot` refuses more class
+            names per call with an `InvalidArgument` error (each name is
+            embedded once per template, so this bounds the work of one
+            request). `None` removes the limit. Defaults to `1000` (ImageNet
+            fits).
+        max_class_names_bytes: int or `None`. The same for the names' total
+            size in bytes. Defaults to `65536`.
 
     Returns:
         The path of the new version directory.
@@ -101,6 +113,12 @@ def export_for_serving(
     max_pixels = positive_int("max_pixels", max_pixels)
     if max_text_bytes is not None:
         max_text_bytes = positive_int("max_text_bytes", max_text_bytes)
+    if max_class_names is not None:
+        max_class_names = positive_int("max_class_names", max_class_names)
+    if max_class_names_bytes is not None:
+        max_class_names_bytes = positive_int(
+            "max_class_names_bytes", max_class_names_bytes
+        )
     _check_resize(resize)
     _check_batching_parameters(batching_parameters)
     graph = ServingGraph(
@@ -110,6 +128,8 @@ def export_for_serving(
         max_text_bytes=max_text_bytes,
         resize=resize,
         top_k=top_k,
+        max_class_names=max_class_names,
+        max_class_names_bytes=max_class_names_bytes,
         **_class_weights(model, class_names, templates),
     )
     archive = _archive(keras_export.ExportArchive(), model, graph)

@@ -1,8 +1,11 @@
 """Byte-level checks on encoded images, as TF ops inside the SavedModel.
 
 Each request image passes, in order: not empty, a known format (magic
-bytes), complete (the end of the file is there), a readable header, and a
-header size within `max_pixels`; only then is it decoded. Each check runs
+bytes), complete (the end of the file is there), a readable header, a
+header size within `max_pixels`, a whole JPEG or PNG structure
+(`keras_lit.image_structure`), and what the decoder will really allocate
+within `max_pixels` (every GIF frame; no animated WebP:
+`keras_lit.image_frames`); only then is it decoded. Each check runs
 only once the previous one passed (`checked`), so the first failing check
 is the error a client sees, e.g. `image_bytes[1]: truncated JPEG (...)`.
 
@@ -13,7 +16,10 @@ The format and size rules are `keras_lit.image_ops`' TF twins of
 import tensorflow as tf
 
 from keras_lit import image_ops
+from keras_lit.image_frames import frame_checks_tf
 from keras_lit.image_header import FORMAT_NAMES
+from keras_lit.image_structure import jpeg_structure_ok_tf
+from keras_lit.image_structure import png_structure_ok_tf
 
 
 def require(condition, message):
@@ -64,6 +70,7 @@ class ImageChecks:
         self.max_pixels = max_pixels
         self.format = None
         self.height = self.width = None
+        self._frames = None
 
     def checks(self):
         return [
@@ -72,7 +79,8 @@ class ImageChecks:
             self.complete,
             self.readable_header,
             self.within_limit,
-        ]
+            self.whole_structure,
+        ] + [self._frame_check(index) for index in range(3)]
 
     def not_empty(self):
         return (
@@ -124,6 +132,28 @@ class ImageChecks:
                 (self.height, self.width, self.max_pixels),
             ),
         )
+
+    def whole_structure(self):
+        is_jpeg = tf.equal(self.format, "JPEG")
+        is_png = tf.equal(self.format, "PNG")
+        return (
+            (~is_jpeg | jpeg_structure_ok_tf(self.data))
+            & (~is_png | png_structure_ok_tf(self.data)),
+            self.where
+            + ": corrupt "
+            + self.format
+            + " (its markers or chunks are broken; the decoder would fail)",
+        )
+
+    def _frame_check(self, index):
+        def check():
+            # Built once, behind the checks before the first of them.
+            if self._frames is None:
+                self._frames = frame_checks_tf(self.data, self.max_pixels)
+            condition, message = self._frames[index]
+            return condition, self.where + ": " + message
+
+        return check
 
 
 def is_complete(data, image_format):

@@ -33,8 +33,12 @@ class ServingGraph:
         class_names,
         class_weights,
         top_k,
+        max_class_names=None,
+        max_class_names_bytes=None,
     ):
         self.model = model
+        self.max_class_names = max_class_names
+        self.max_class_names_bytes = max_class_names_bytes
         self.templates = list(templates)
         self.max_pixels = max_pixels
         self.max_text_bytes = max_text_bytes
@@ -68,8 +72,14 @@ class ServingGraph:
         return {"embeddings": self._embed_texts(texts)}
 
     def zero_shot(self, image_bytes, class_names):
-        class_names = self._check_texts(
-            class_names, "class_names", allow_empty_strings=False
+        class_names = check_texts(
+            class_names,
+            "class_names",
+            self.max_text_bytes,
+            self.sequence_length,
+            allow_empty_strings=False,
+            max_count=self.max_class_names,
+            max_total_bytes=self.max_class_names_bytes,
         )
         weights = self._class_weights(class_names)
         probabilities = self._probabilities(image_bytes, weights)
@@ -178,6 +188,8 @@ class ServingGraph:
             "loss": self.model.loss_name,
             "max_pixels": self.max_pixels,
             "max_text_bytes": self.max_text_bytes,
+            "max_class_names": self.max_class_names,
+            "max_class_names_bytes": self.max_class_names_bytes,
             "resize": self.resize,
             "image_formats": list(IMAGE_FORMATS),
         }

@@ -8,7 +8,7 @@ Pure numpy functions compute ranks and metrics from embeddings; the
   that `tf.math.top_k` and `np.argmax` use: higher score first, ties broken
   by the lower class index. So top-1 accuracy is exactly the accuracy of
   `argmax` predictions, and duplicate class weights (e.g. CLIP's two
-  "missile" classes) resolve to the first of them.
+  "missile" and two "sunglasses" classes) resolve to the first of them.
 - Retrieval: **pessimistic**. A query's rank is `1 +` the number of
   *wrong* candidates scoring **at least as high** as its best correct
   candidate. A tie with a wrong candidate counts against the model, so a

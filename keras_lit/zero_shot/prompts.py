@@ -7,11 +7,15 @@
   (open_clip's `SIMPLE_IMAGENET_TEMPLATES`).
 - `"identity"`: the bare class name, `["{}"]`.
 
-`imagenet_class_names()` returns CLIP's 1000 cleaned-up ImageNet class names
-(open_clip's `IMAGENET_CLASSNAMES`) in label order. The list is kept exactly
-as CLIP has it so numbers compare with published ones; note that it names
-classes 657 and 744 both "missile" (a `UserWarning` says so), which makes
-class 744 unreachable for every model evaluated with it.
+`imagenet_class_names()` returns the 1000 cleaned-up ImageNet class names
+published with CLIP (`imagenet_classes` in OpenAI's "Prompt Engineering for
+ImageNet" notebook) in label order, byte for byte, so numbers compare with
+published ones (a test checks the file's sha256). The list names two pairs
+of classes identically: 657 and 744 are both "missile", 836 and 837 both
+"sunglasses" (a `UserWarning` says so), which makes classes 744 and 837
+unreachable for every model evaluated with it. (open_clip's later copy
+renames 836/837 "sunglass" and "sunglasses / dark glasses / shades"; this
+package keeps CLIP's.)
 """
 
 import functools
