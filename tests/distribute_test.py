@@ -106,7 +106,12 @@ def initial_weights(vocabulary):
 
 
 def fit_steps(vocabulary, weights, data, strategy=None, **compile_kwargs):
-    """`STEPS` fit steps from `weights`: (model, step losses, history)."""
+    """`STEPS` fit steps from `weights`: (model, step losses, history).
+
+    One device and N replicas run the same TF kernels: `jit_compile="auto"`
+    would pick XLA for one replica only (XLA vs TF: `jit_choice_test.py`).
+    """
+    compile_kwargs.setdefault("jit_compile", False)
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = make_lit_model(vocabulary)
         model.set_weights(weights)
