@@ -3,7 +3,7 @@ import numpy as np
 from keras_lit.callbacks.evaluation_callback import EvaluationCallback
 from keras_lit.callbacks.evaluation_callback import LiTEncodingCache
 from keras_lit.zero_shot.datasets import check_dataset
-from keras_lit.zero_shot.datasets import retrieval_batches
+from keras_lit.zero_shot.datasets import encode_retrieval_set
 from keras_lit.zero_shot.evaluation import DEFAULT_RECALL_KS
 from keras_lit.zero_shot.evaluation import distinct_captions
 from keras_lit.zero_shot.evaluation import evaluate_retrieval
@@ -108,19 +108,11 @@ class RetrievalEvaluation(EvaluationCallback):
         return retrieval_metrics(*ranks, ks=self.ks)
 
     def _read(self):
-        features, captions, owners = [], [], []
-        offset = 0
-        for key, images, caption_lists in retrieval_batches(
-            self.dataset, self.batch_size, self.image_key, self.text_key
-        ):
-            features.append(self._cache.image_features(key, images))
-            for index, texts in enumerate(caption_lists):
-                captions.extend(texts)
-                owners.extend([offset + index] * len(texts))
-            offset += len(images)
-        if not captions:
-            raise ValueError(
-                "The retrieval evaluation dataset has no captions under "
-                f"'{self.text_key}'."
-            )
-        return np.concatenate(features), captions, np.asarray(owners)
+        return encode_retrieval_set(
+            self.dataset,
+            self.batch_size,
+            self.image_key,
+            self.text_key,
+            self._cache.image_features,
+            "retrieval evaluation dataset",
+        )
