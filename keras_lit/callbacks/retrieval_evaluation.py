@@ -68,12 +68,9 @@ class RetrievalEvaluation(EvaluationCallback):
         self.batch_size = batch_size
         self.image_key = image_key
         self.text_key = text_key
-        self._cache = None
         self._tokens = None
         self._owners = None
         self._caption_index = None
-        self._features = None
-        self._fingerprint = None
 
     def evaluate(self):
         model = self.model
@@ -86,20 +83,10 @@ class RetrievalEvaluation(EvaluationCallback):
                 image_key=self.image_key,
                 text_key=self.text_key,
             )
-        if self._cache is None or self._cache.model is not model:
-            self._cache = LiTEncodingCache(model, self.batch_size)
-            self._tokens = self._features = None
-        cache = self._cache
-        fingerprint = cache.backbone_fingerprint()
-        if self._features is None or fingerprint != self._fingerprint:
-            self._features, captions, owners = self._read()
-            self._fingerprint = fingerprint
-            if self._tokens is None:
-                # Each distinct caption once, as `evaluate_retrieval` does.
-                distinct, self._caption_index = distinct_captions(captions)
-                self._tokens = cache.tokenize(distinct)
-                self._owners = owners
-        features = self._features
+        cache, fresh = self._model_cache()
+        if fresh:
+            self._tokens = None
+        features = self._backbone_features(self._read)
         text_embeddings = np.concatenate(
             list(cache.embed_tokens_in_chunks(self._tokens))
         )[self._caption_index]
@@ -108,7 +95,7 @@ class RetrievalEvaluation(EvaluationCallback):
         return retrieval_metrics(*ranks, ks=self.ks)
 
     def _read(self):
-        return encode_retrieval_set(
+        features, captions, owners = encode_retrieval_set(
             self.dataset,
             self.batch_size,
             self.image_key,
@@ -116,3 +103,9 @@ class RetrievalEvaluation(EvaluationCallback):
             self._cache.image_features,
             "retrieval evaluation dataset",
         )
+        if self._tokens is None:
+            # Each distinct caption once, as `evaluate_retrieval` does.
+            distinct, self._caption_index = distinct_captions(captions)
+            self._tokens = self._cache.tokenize(distinct)
+            self._owners = owners
+        return features
