@@ -1,4 +1,3 @@
-
 import keras
 import tensorflow as tf
 from keras import ops
