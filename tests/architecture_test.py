@@ -34,6 +34,7 @@ RANKS = {
     "image_structure": 0,
     "schedules": 0,
     "command_line": 0,
+    "files": 0,
     # 1: the model.
     "models": 1,
     # 2: data, evaluation, export (and what builds on the model).

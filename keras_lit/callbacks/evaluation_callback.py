@@ -68,12 +68,34 @@ class EvaluationCallback(keras.callbacks.Callback):
         self._last_iterations = None
         self._epoch_logs = None
         self._seen_iterations = 0
+        self._cache = None
+        self._features = None
+        self._fingerprint = None
 
     def evaluate(self):
         """Returns a dict of results; scalars are logged."""
         raise NotImplementedError
 
     # --- Keras hooks ------------------------------------------------------
+
+    def _model_cache(self):
+        """`(cache, fresh)`: the model's `LiTEncodingCache`, new (and no
+        features cached) when the model changed since the last run."""
+        model = self.model
+        fresh = self._cache is None or self._cache.model is not model
+        if fresh:
+            self._cache = LiTEncodingCache(model, self.batch_size)
+            self._features = None
+        return self._cache, fresh
+
+    def _backbone_features(self, read):
+        """The image features `read()` returned, read again only when the
+        image backbone's weights changed (see `backbone_fingerprint`)."""
+        fingerprint = self._cache.backbone_fingerprint()
+        if self._features is None or fingerprint != self._fingerprint:
+            self._features = read()
+            self._fingerprint = fingerprint
+        return self._features
 
     def on_train_begin(self, logs=None):
         # Weights may have been loaded or changed between fits: reuse

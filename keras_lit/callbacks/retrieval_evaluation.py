@@ -3,7 +3,7 @@ import numpy as np
 from keras_lit.callbacks.evaluation_callback import EvaluationCallback
 from keras_lit.callbacks.evaluation_callback import LiTEncodingCache
 from keras_lit.zero_shot.datasets import check_dataset
-from keras_lit.zero_shot.datasets import retrieval_batches
+from keras_lit.zero_shot.datasets import encode_retrieval_set
 from keras_lit.zero_shot.evaluation import DEFAULT_RECALL_KS
 from keras_lit.zero_shot.evaluation import distinct_captions
 from keras_lit.zero_shot.evaluation import evaluate_retrieval
@@ -68,12 +68,9 @@ class RetrievalEvaluation(EvaluationCallback):
         self.batch_size = batch_size
         self.image_key = image_key
         self.text_key = text_key
-        self._cache = None
         self._tokens = None
         self._owners = None
         self._caption_index = None
-        self._features = None
-        self._fingerprint = None
 
     def evaluate(self):
         model = self.model
@@ -86,20 +83,10 @@ class RetrievalEvaluation(EvaluationCallback):
                 image_key=self.image_key,
                 text_key=self.text_key,
             )
-        if self._cache is None or self._cache.model is not model:
-            self._cache = LiTEncodingCache(model, self.batch_size)
-            self._tokens = self._features = None
-        cache = self._cache
-        fingerprint = cache.backbone_fingerprint()
-        if self._features is None or fingerprint != self._fingerprint:
-            self._features, captions, owners = self._read()
-            self._fingerprint = fingerprint
-            if self._tokens is None:
-                # Each distinct caption once, as `evaluate_retrieval` does.
-                distinct, self._caption_index = distinct_captions(captions)
-                self._tokens = cache.tokenize(distinct)
-                self._owners = owners
-        features = self._features
+        cache, fresh = self._model_cache()
+        if fresh:
+            self._tokens = None
+        features = self._backbone_features(self._read)
         text_embeddings = np.concatenate(
             list(cache.embed_tokens_in_chunks(self._tokens))
         )[self._caption_index]
@@ -108,19 +95,17 @@ class RetrievalEvaluation(EvaluationCallback):
         return retrieval_metrics(*ranks, ks=self.ks)
 
     def _read(self):
-        features, captions, owners = [], [], []
-        offset = 0
-        for key, images, caption_lists in retrieval_batches(
-            self.dataset, self.batch_size, self.image_key, self.text_key
-        ):
-            features.append(self._cache.image_features(key, images))
-            for index, texts in enumerate(caption_lists):
-                captions.extend(texts)
-                owners.extend([offset + index] * len(texts))
-            offset += len(images)
-        if not captions:
-            raise ValueError(
-                "The retrieval evaluation dataset has no captions under "
-                f"'{self.text_key}'."
-            )
-        return np.concatenate(features), captions, np.asarray(owners)
+        features, captions, owners = encode_retrieval_set(
+            self.dataset,
+            self.batch_size,
+            self.image_key,
+            self.text_key,
+            self._cache.image_features,
+            "retrieval evaluation dataset",
+        )
+        if self._tokens is None:
+            # Each distinct caption once, as `evaluate_retrieval` does.
+            distinct, self._caption_index = distinct_captions(captions)
+            self._tokens = self._cache.tokenize(distinct)
+            self._owners = owners
+        return features

@@ -83,11 +83,8 @@ class ZeroShotEvaluation(EvaluationCallback):
         self.batch_size = batch_size
         self.image_key = image_key
         self.label_key = label_key
-        self._cache = None
         self._tokens = None
-        self._features = None
         self._labels = None
-        self._fingerprint = None
 
     def evaluate(self):
         model = self.model
@@ -103,19 +100,14 @@ class ZeroShotEvaluation(EvaluationCallback):
                 label_key=self.label_key,
                 verbose=0,
             )
-        if self._cache is None or self._cache.model is not model:
-            self._cache = LiTEncodingCache(model, self.batch_size)
-            self._tokens = self._cache.tokenize(self.prompts)
-            self._features = None
-        cache = self._cache
+        cache, fresh = self._model_cache()
+        if fresh:
+            self._tokens = cache.tokenize(self.prompts)
         class_weights = average_prompt_embeddings(
             cache.embed_tokens_in_chunks(self._tokens), len(self.templates)
         )
-        fingerprint = cache.backbone_fingerprint()
-        if self._features is None or fingerprint != self._fingerprint:
-            self._features, self._labels = self._read_features()
-            self._fingerprint = fingerprint
-        features, labels = self._features, self._labels
+        features = self._backbone_features(self._read_features)
+        labels = self._labels
         image_embeddings = cache.embed_image_features(features)
         scores = l2_normalize(image_embeddings) @ class_weights.T
         ranks = classification_ranks(scores, labels)
@@ -132,4 +124,5 @@ class ZeroShotEvaluation(EvaluationCallback):
             labels.append(batch_labels)
         if not features:
             raise ValueError("The zero-shot evaluation dataset is empty.")
-        return np.concatenate(features), np.concatenate(labels)
+        self._labels = np.concatenate(labels)
+        return np.concatenate(features)

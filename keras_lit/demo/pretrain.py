@@ -30,6 +30,7 @@ import numpy as np
 
 from keras_lit.demo import shapes
 from keras_lit.demo.progress import ProgressBar
+from keras_lit.files import staged_directory
 from keras_lit.schedules import warmup_cosine_decay
 
 # Bump when the data generator or the training code changes the weights
@@ -227,19 +228,10 @@ def _loss():
 
 def _save(backbone, info, path):
     """Writes through a temporary directory and a rename (never half-done)."""
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".pretrain-", dir=parent)
-    try:
+    with staged_directory(path, prefix=".pretrain-") as staging:
         backbone.save_weights(os.path.join(staging, "backbone.weights.h5"))
         with open(os.path.join(staging, "info.json"), "w") as file:
             json.dump(info, file, indent=2)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            shutil.rmtree(staging)
 
 
 def _log(verbose, message):

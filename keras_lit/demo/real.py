@@ -34,15 +34,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lit.demo.progress import ProgressBar
+from keras_lit.demo.setups import compile_lit_model
 from keras_lit.layers import LockedImageEncoder
 from keras_lit.layers import TextEncoder
 from keras_lit.layers import build_word_piece_vocabulary
-from keras_lit.models import LiTModel
-from keras_lit.models.lit_model import NO_DECAY_NAMES
 from keras_lit.real import efficientnet_lite0
 from keras_lit.real import fashion_mnist
 from keras_lit.real import photos
-from keras_lit.schedules import warmup_cosine_decay
 from keras_lit.zero_shot import build_zero_shot_weights
 
 SETUPS = ("Lu", "LU", "Uu")
@@ -306,24 +304,9 @@ def build_model(setup, preset, encoder, vocabulary, settings):
         )
     else:
         image_encoder = encoder
-    model = LiTModel(
-        image_encoder,
-        text_encoder,
-        temperature_init=settings["temperature_init"],
+    return compile_lit_model(
+        image_encoder, text_encoder, settings, settings["learning_rate"][setup]
     )
-    steps = settings["steps"]
-    warmup = max(1, int(settings["warmup_fraction"] * steps))
-    schedule = warmup_cosine_decay(
-        settings["learning_rate"][setup], steps, warmup
-    )
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule,
-        weight_decay=settings["weight_decay"],
-        global_clipnorm=1.0,
-    )
-    optimizer.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
-    model.compile(optimizer=optimizer)
-    return model
 
 
 def train_setup(setup, preset, encoder, data, features, settings, verbose):

@@ -47,6 +47,25 @@ def build_setup_model(setup, backbone, vocabulary, settings):
         image_encoder = LockedImageEncoder(
             image_backbone, pooling="avg", locked=False
         )
+    return compile_lit_model(
+        image_encoder,
+        text_encoder,
+        settings,
+        settings["learning_rate"],
+        steps_per_execution=min(settings["log_every"], 16),
+    )
+
+
+def compile_lit_model(
+    image_encoder, text_encoder, settings, learning_rate, **compile_kwargs
+):
+    """A `LiTModel` of both towers, compiled with the demos' optimizer.
+
+    AdamW with `settings["weight_decay"]` (none on `NO_DECAY_NAMES`),
+    global norm clipping at 1 and a warmup-cosine schedule peaking at
+    `learning_rate` over `settings["steps"]`; `compile_kwargs` go to
+    `model.compile`.
+    """
     model = LiTModel(
         image_encoder,
         text_encoder,
@@ -54,17 +73,14 @@ def build_setup_model(setup, backbone, vocabulary, settings):
     )
     steps = settings["steps"]
     warmup = max(1, int(settings["warmup_fraction"] * steps))
-    schedule = warmup_cosine_decay(settings["learning_rate"], steps, warmup)
+    schedule = warmup_cosine_decay(learning_rate, steps, warmup)
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule,
         weight_decay=settings["weight_decay"],
         global_clipnorm=1.0,
     )
     optimizer.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
-    model.compile(
-        optimizer=optimizer,
-        steps_per_execution=min(settings["log_every"], 16),
-    )
+    model.compile(optimizer=optimizer, **compile_kwargs)
     return model
 
 

@@ -1,9 +1,8 @@
-import copy
-
 import keras
 from keras import ops
 
 from keras_lit.compat import set_trainable
+from keras_lit.layers.nested_config import from_nested_config
 from keras_lit.layers.preset_loading import load_image_encoder
 
 POOLINGS = ("avg", "max", "cls", "none")
@@ -289,10 +288,7 @@ class LockedImageEncoder(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        # Deserialising pops keys from nested dicts: never touch the caller's.
-        config = copy.deepcopy(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
+        return from_nested_config(cls, config, ("backbone",))
 
 
 def _static_image_size(backbone):

@@ -1,10 +1,9 @@
-import copy
-
 import keras
 import keras_hub
 import numpy as np
 from keras import ops
 
+from keras_lit.layers.nested_config import from_nested_config
 from keras_lit.layers.preset_loading import load_text_encoder
 from keras_lit.layers.transformer_text_backbone import TransformerTextBackbone
 
@@ -271,11 +270,7 @@ class TextEncoder(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        # Deserialising pops keys from nested dicts: never touch the caller's.
-        config = copy.deepcopy(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        config["tokenizer"] = keras.layers.deserialize(config["tokenizer"])
-        return cls(**config)
+        return from_nested_config(cls, config, ("backbone", "tokenizer"))
 
 
 def build_word_piece_vocabulary(texts, vocabulary_size=1000):

@@ -13,7 +13,7 @@ import keras
 from keras import ops
 
 from keras_lit.losses.blockwise import blockwise_contrastive_terms
-from keras_lit.losses.blockwise import check_block_size
+from keras_lit.losses.pair_loss import PairLoss
 
 LossTerms = collections.namedtuple(
     "LossTerms",
@@ -151,7 +151,7 @@ def contrastive_loss_from_logits(logits):
 
 
 @keras.saving.register_keras_serializable(package="keras_lit")
-class ContrastiveLoss(keras.losses.Loss):
+class ContrastiveLoss(PairLoss):
     """Symmetric InfoNCE (CLIP/LiT softmax loss): the loss LiTModel trains.
 
     Two ways to call it:
@@ -180,10 +180,7 @@ class ContrastiveLoss(keras.losses.Loss):
     """
 
     def __init__(self, block_size=None, name="contrastive_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        if block_size is not None:
-            check_block_size(block_size)
-        self.block_size = block_size
+        super().__init__(block_size=block_size, name=name, **kwargs)
 
     def call(self, y_true, y_pred):
         return contrastive_loss_from_logits(y_pred)
@@ -211,28 +208,16 @@ class ContrastiveLoss(keras.losses.Loss):
             `LossTerms(loss, image_to_text_logits, text_to_image_logits,
             labels)`; with `block_size`, top-1 hits instead of logits.
         """
-        if self.block_size is not None:
-            loss, image_hits, text_hits = blockwise_contrastive_terms(
-                image_embeddings,
-                text_embeddings,
-                head.temperature,
-                all_image_embeddings=all_image_embeddings,
-                all_text_embeddings=all_text_embeddings,
-                label_offset=label_offset,
-                block_size=self.block_size,
-            )
-            labels = ops.arange(ops.shape(image_embeddings)[0]) + label_offset
-            return LossTerms(loss, None, None, labels, image_hits, text_hits)
-        return contrastive_terms(
-            image_embeddings,
-            text_embeddings,
-            head.temperature,
-            all_image_embeddings=all_image_embeddings,
-            all_text_embeddings=all_text_embeddings,
-            label_offset=label_offset,
+        embeddings = (image_embeddings, text_embeddings, head.temperature)
+        batch = {
+            "all_image_embeddings": all_image_embeddings,
+            "all_text_embeddings": all_text_embeddings,
+            "label_offset": label_offset,
+        }
+        if self.block_size is None:
+            return contrastive_terms(*embeddings, **batch)
+        loss, image_hits, text_hits = blockwise_contrastive_terms(
+            *embeddings, block_size=self.block_size, **batch
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"block_size": self.block_size})
-        return config
+        labels = ops.arange(ops.shape(image_embeddings)[0]) + label_offset
+        return LossTerms(loss, None, None, labels, image_hits, text_hits)

@@ -9,9 +9,9 @@ from keras import ops
 
 from keras_lit.losses.blockwise import blockwise_sigmoid_loss_terms
 from keras_lit.losses.blockwise import blockwise_sigmoid_terms
-from keras_lit.losses.blockwise import check_block_size
 from keras_lit.losses.contrastive_loss import LossTerms
 from keras_lit.losses.contrastive_loss import contrastive_logits
+from keras_lit.losses.pair_loss import PairLoss
 
 
 def sigmoid_terms(
@@ -126,7 +126,7 @@ def sigmoid_loss_from_logits(logits):
 
 
 @keras.saving.register_keras_serializable(package="keras_lit")
-class SigmoidLoss(keras.losses.Loss):
+class SigmoidLoss(PairLoss):
     """Pairwise sigmoid loss (SigLIP): the loss of `LiTModel(loss="sigmoid")`.
 
     Called as a plain Keras loss, `y_pred` is the `[B, B]` matrix
@@ -149,10 +149,7 @@ class SigmoidLoss(keras.losses.Loss):
     """
 
     def __init__(self, block_size=None, name="sigmoid_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        if block_size is not None:
-            check_block_size(block_size)
-        self.block_size = block_size
+        super().__init__(block_size=block_size, name=name, **kwargs)
 
     def call(self, y_true, y_pred):
         return sigmoid_loss_from_logits(y_pred)
@@ -221,8 +218,3 @@ class SigmoidLoss(keras.losses.Loss):
                 self.block_size,
             )
         return LossTerms(loss, None, None, labels, image_hits, text_hits)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"block_size": self.block_size})
-        return config

@@ -1,5 +1,3 @@
-import copy
-
 import keras
 import tensorflow as tf
 from keras import ops
@@ -8,6 +6,7 @@ from keras_lit.compat import TrainerWorkarounds
 from keras_lit.compat import clip_global_gradients
 from keras_lit.compat import multi_worker_logs
 from keras_lit.layers.contrastive_head import ContrastiveHead
+from keras_lit.layers.nested_config import from_nested_config
 from keras_lit.models import lit_presets
 from keras_lit.models.global_batch import WorkerFailureMessages
 from keras_lit.models.global_batch import check_global_batch
@@ -262,11 +261,9 @@ class LiTModel(TrainerWorkarounds, WorkerFailureMessages, keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        # Deserialising pops keys from nested dicts: never touch the caller's.
-        config = copy.deepcopy(config)
-        for key in ("image_encoder", "text_encoder"):
-            config[key] = keras.layers.deserialize(config[key])
-        return cls(**config)
+        return from_nested_config(
+            cls, config, ("image_encoder", "text_encoder")
+        )
 
     def save_to_preset(self, preset_dir):
         """Saves the model as a KerasHub-style preset directory.

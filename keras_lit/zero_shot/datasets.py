@@ -50,12 +50,42 @@ def retrieval_batches(dataset, batch_size, image_key, text_key):
         yield key, images, captions
 
 
-def _batches(dataset, batch_size, image_key, other_key, task):
+def encode_retrieval_set(
+    dataset, batch_size, image_key, text_key, encode_images, name
+):
+    """Encodes every image of a retrieval set and flattens its captions.
+
+    Args:
+        encode_images: `(image_key_used, images) -> [n, ...]` array.
+        name: how the error message calls the dataset.
+
+    Returns:
+        `(features, captions, owners)`: the concatenated `encode_images`
+        outputs, every caption in order, and the image row of each caption.
+    """
+    features, captions, owners = [], [], []
+    offset = 0
+    for key, images, caption_lists in retrieval_batches(
+        dataset, batch_size, image_key, text_key
+    ):
+        features.append(encode_images(key, images))
+        for index, texts in enumerate(caption_lists):
+            captions.extend(texts)
+            owners.extend([offset + index] * len(texts))
+        offset += len(images)
+    if not captions:
+        raise ValueError(f"The {name} has no captions under '{text_key}'.")
+    return np.concatenate(features), captions, np.asarray(owners)
+
+
+def _dict_dataset(dataset, image_key, other_key, task):
+    """`dataset` as a `tf.data.Dataset` of dicts, with its element spec.
+
+    `(image, label)` pairs of a classification set become dicts; any other
+    input that is not a dataset of dicts raises a `ValueError`.
+    """
     import tensorflow as tf
 
-    if isinstance(dataset, dict):
-        yield from _array_batches(dataset, batch_size, image_key, other_key)
-        return
     if not isinstance(dataset, tf.data.Dataset):
         raise ValueError(
             f"The {task} data must be a dict of arrays or a "
@@ -71,6 +101,14 @@ def _batches(dataset, batch_size, image_key, other_key, task):
             f"'{other_key}'. Received elements of type "
             f"{type(spec).__name__}"
         )
+    return dataset, spec
+
+
+def _batches(dataset, batch_size, image_key, other_key, task):
+    if isinstance(dataset, dict):
+        yield from _array_batches(dataset, batch_size, image_key, other_key)
+        return
+    dataset, spec = _dict_dataset(dataset, image_key, other_key, task)
     key = _image_key(spec, image_key, other_key)
     batched_rank = 4 if key == "images" else 2
     rank = spec[key].shape.rank
@@ -145,23 +183,8 @@ def _captions(texts):
 
 def check_dataset(dataset, image_key, other_key, task):
     """Raises a `ValueError` early when `dataset` lacks the needed keys."""
-    import tensorflow as tf
-
     if isinstance(dataset, dict):
         _image_key(dataset, image_key, other_key)
         return
-    if not isinstance(dataset, tf.data.Dataset):
-        raise ValueError(
-            f"The {task} data must be a dict of arrays or a "
-            f"`tf.data.Dataset`. Received: {type(dataset).__name__}"
-        )
-    spec = dataset.element_spec
-    if isinstance(spec, tuple) and len(spec) == 2 and task == "classification":
-        return
-    if not isinstance(spec, dict):
-        raise ValueError(
-            f"The {task} dataset must yield dicts with '{image_key}' and "
-            f"'{other_key}'. Received elements of type "
-            f"{type(spec).__name__}"
-        )
+    _, spec = _dict_dataset(dataset, image_key, other_key, task)
     _image_key(spec, image_key, other_key)

@@ -22,7 +22,7 @@ Pure numpy functions compute ranks and metrics from embeddings; the
 import numpy as np
 
 from keras_lit.zero_shot.datasets import classification_batches
-from keras_lit.zero_shot.datasets import retrieval_batches
+from keras_lit.zero_shot.datasets import encode_retrieval_set
 from keras_lit.zero_shot.weights import build_zero_shot_weights
 from keras_lit.zero_shot.weights import encoder_function
 from keras_lit.zero_shot.weights import l2_normalize
@@ -301,22 +301,14 @@ def evaluate_retrieval(
     """
     ks = _validate_ks(ks, "ks")
     batch_size = _validate_batch_size(batch_size)
-    image_embeddings, captions, owners = [], [], []
-    offset = 0
-    for key, images, caption_lists in retrieval_batches(
-        dataset, batch_size, image_key, text_key
-    ):
-        image_embeddings.append(
-            encode_image_batch(model, key, images, batch_size)
-        )
-        for index, texts in enumerate(caption_lists):
-            captions.extend(texts)
-            owners.extend([offset + index] * len(texts))
-        offset += len(images)
-    if not captions:
-        raise ValueError(
-            f"The retrieval dataset has no captions under '{text_key}'."
-        )
+    image_embeddings, captions, owners = encode_retrieval_set(
+        dataset,
+        batch_size,
+        image_key,
+        text_key,
+        lambda key, images: encode_image_batch(model, key, images, batch_size),
+        "retrieval dataset",
+    )
     distinct, caption_index = distinct_captions(captions)
     encode = encoder_function(model, "encode_texts", max(batch_size, 256))
     chunk = 4096
@@ -327,7 +319,7 @@ def evaluate_retrieval(
         ]
     )[caption_index]
     ranks = retrieval_ranks(
-        l2_normalize(np.concatenate(image_embeddings)), text_embeddings, owners
+        l2_normalize(image_embeddings), text_embeddings, owners
     )
     return retrieval_metrics(*ranks, ks=ks)
 

@@ -1,10 +1,9 @@
-import copy
-
 import keras
 import numpy as np
 from keras import ops
 
 from keras_lit.layers.locked_image_encoder import LockedImageEncoder
+from keras_lit.layers.nested_config import from_nested_config
 from keras_lit.zero_shot.weights import build_zero_shot_weights
 from keras_lit.zero_shot.weights import l2_normalize
 from keras_lit.zero_shot.weights import validate_class_names
@@ -221,9 +220,4 @@ class ZeroShotClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        # Deep copy: deserialising a Functional backbone consumes its config.
-        config = copy.deepcopy(config)
-        config["image_encoder"] = keras.layers.deserialize(
-            config["image_encoder"]
-        )
-        return cls(**config)
+        return from_nested_config(cls, config, ("image_encoder",))
