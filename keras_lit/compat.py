@@ -147,6 +147,10 @@ class TrainerWorkarounds:
                 iterator=iterator, data_batch=data_batch
             )
             unbuilt = [layer for layer in unbuilt if not layer.built]
+        # Unbuilt layers of a locked tower add no trainable variable (e.g.
+        # KerasHub EfficientNet's unused squeeze-excite convolutions when
+        # `squeeze_and_excitation=0`): they must not hold the optimizer back.
+        unbuilt = [layer for layer in unbuilt if layer.trainable]
         if (
             not unbuilt
             and self.optimizer is not None
