@@ -34,8 +34,6 @@ import tensorflow as tf
 # 255-byte sub-blocks, so a frame's data is a few steps whatever its size).
 MAX_GIF_STEPS = 8192
 GIF_RUN = 256
-_TWO = tf.constant(2, tf.int64)
-_ZERO = tf.constant(0, tf.int64)
 
 
 def gif_layout(data, max_steps=MAX_GIF_STEPS):
@@ -129,8 +127,13 @@ def gif_layout_tf(data, max_steps=MAX_GIF_STEPS):
         return tf.gather(padded, tf.clip_by_value(position, 0, length + 15))
 
     def table_size(flags):
+        # No module-level tensors: they would start TF's runtime at import,
+        # before a MultiWorkerMirroredStrategy or logical devices are set.
+        two = tf.constant(2, tf.int64)
         return tf.where(
-            flags >= 128, 3 * tf.bitwise.left_shift(_TWO, flags % 8), _ZERO
+            flags >= 128,
+            3 * tf.bitwise.left_shift(two, flags % 8),
+            tf.zeros_like(flags),
         )
 
     def chain_step(position):

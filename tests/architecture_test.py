@@ -242,3 +242,33 @@ def test_model_core_stays_small():
     ]:
         first = path.read_text(encoding="utf-8").splitlines()[:1]
         assert _lines(path) < 500 or "500 lines" in "".join(first), path
+
+
+@pytest.mark.multiprocess
+def test_import_leaves_the_tensorflow_runtime_unstarted():
+    """Importing keras_lit creates no tensor: TF's runtime must still accept
+    `MultiWorkerMirroredStrategy` and logical devices afterwards ("Collective
+    ops must be configured at program startup")."""
+    import subprocess
+    import sys
+
+    modules = sorted(
+        _module_name(path)
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "__main__.py"
+    )
+    script = (
+        "import importlib, sys\n"
+        "from tensorflow.python.eager import context\n"
+        "for name in sys.argv[1:]:\n"
+        "    importlib.import_module(name)\n"
+        "    if context.context()._context_handle is not None:\n"
+        "        sys.exit('TF runtime started by importing ' + name)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *modules],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
