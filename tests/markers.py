@@ -52,6 +52,40 @@ TESTS = {
         "large"
     ),
     "presets_test.py::test_minilm_text_tower_trains_one_lu_step": "large",
+    # Over ~5 s each on 2 cores (make test, --durations, 2026-12-07).
+    "image_frames_test.py::test_step_limit_refuses_endless_gifs": "large",
+    "app_test.py::test_rest_api_answers_like_the_signatures": "large",
+    "lit_model_test.py::test_keras_round_trip_is_exact": "large",
+    "sigmoid_model_test.py::test_sigmoid_model_saves_evaluates_and_classifies": (  # noqa: E501
+        "large"
+    ),
+    "distribute_test.py::test_gathered_loss_and_metrics_are_global": "large",
+    "data_test.py::test_fit_under_a_mirrored_strategy_counts_once": "large",
+    "callbacks_test.py::test_history_tensorboard_and_final_values": "large",
+    "callbacks_test.py::test_caching": "large",
+    "jit_choice_test.py::test_auto_choice_trains_like_the_non_xla_step": (  # noqa: E501
+        "large"
+    ),
+    "data_test.py::test_bad_images_are_skipped_counted_and_fit_completes": (  # noqa: E501
+        "large"
+    ),
+    "lit_model_test.py::test_mixed_precision_keeps_logits_float32": "large",
+    "callbacks_test.py::test_schedules_by_steps_and_epochs": "large",
+    "lit_model_test.py::test_fit_trains_text_tower_only": "large",
+    "real_tower_test.py::test_imagenet_predictions_and_locked_encoder": "large",
+    "serving_client_test.py::test_grpc_every_signature_round_trips": "large",
+    "precompute_test.py::test_interrupted_by_an_exception_resumes_and_checks_the_order": (  # noqa: E501
+        "large"
+    ),
+    "sigmoid_model_test.py::test_gradient_cached_steps_equal_plain_steps": (  # noqa: E501
+        "large"
+    ),
+    "distribute_test.py::test_unknown_length_dataset_counts_only_real_steps": (  # noqa: E501
+        "large"
+    ),
+    "checkpoints_test.py::test_fit_step_keeps_the_image_tower_and_trains_the_text_tower": (  # noqa: E501
+        "large"
+    ),
 }
 
 
