@@ -32,12 +32,17 @@ fashion-mnist:
 node:
 	@command -v node >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
 
+# The suite runs on $(TEST_WORKERS) pytest-xdist workers (one per core here),
+# a test file per worker at a time (module fixtures are built once).
+TEST_WORKERS ?= 2
+TEST_ARGS ?= -n $(TEST_WORKERS) --dist loadfile --durations=25
+
 test: $(STAMP) chromium node fashion-mnist
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests $(TEST_ARGS)
 
 # Everything but the slow, browser, multi-process and notebook tests.
 test-fast: $(STAMP) node fashion-mnist
-	$(PY) -m pytest tests -m "not large and not browser and not multiprocess and not notebook"
+	$(PY) -m pytest tests $(TEST_ARGS) -m "not large and not browser and not multiprocess and not notebook"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

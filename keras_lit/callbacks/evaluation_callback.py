@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_lit.zero_shot.datasets import check_dataset
 from keras_lit.zero_shot.weights import l2_normalize
 
 
@@ -28,6 +29,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         prefix: str. Prepended to each log key, as `"<prefix>_<name>"`.
         log_dir: optional directory for TensorBoard event files.
         verbose: int. `1` prints a line per evaluation.
+        batch_size: int. Examples per encoding call. Defaults to `64`.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         prefix="evaluation",
         log_dir=None,
         verbose=0,
+        batch_size=64,
     ):
         super().__init__()
         for name, value in (
@@ -59,10 +62,9 @@ class EvaluationCallback(keras.callbacks.Callback):
             )
         self.every_n_epochs = every_n_epochs
         self.every_n_steps = every_n_steps
-        self.prefix = prefix
-        self.log_dir = log_dir
-        self.verbose = verbose
         self.results = []
+        self.prefix, self.log_dir, self.verbose = prefix, log_dir, verbose
+        self.batch_size = batch_size
         self._writer = None
         self._last = None
         self._last_iterations = None
@@ -73,8 +75,29 @@ class EvaluationCallback(keras.callbacks.Callback):
         self._fingerprint = None
 
     def evaluate(self):
-        """Returns a dict of results; scalars are logged."""
+        """Returns a dict of results; scalars are logged.
+
+        Subclasses override this, or the two cases it chooses between:
+        `evaluate_uncached()` for a model `LiTEncodingCache` cannot serve,
+        else `evaluate_cached(cache, fresh)` (see `_model_cache`).
+        """
+        if not LiTEncodingCache.supports(self.model):
+            return self.evaluate_uncached()
+        return self.evaluate_cached(*self._model_cache())
+
+    def evaluate_uncached(self):
+        """Results from the model's own encoders, nothing cached."""
         raise NotImplementedError
+
+    def evaluate_cached(self, cache, fresh):
+        """Results through `cache` (`fresh`: new since the last run)."""
+        raise NotImplementedError
+
+    def _use_dataset(self, dataset, image_key, key, kind):
+        """Checks and keeps the `(image, key)` dataset `evaluate` reads."""
+        check_dataset(dataset, image_key, key, kind)
+        self.dataset = dataset
+        self.image_key = image_key
 
     # --- Keras hooks ------------------------------------------------------
 

@@ -1,8 +1,6 @@
 import numpy as np
 
 from keras_lit.callbacks.evaluation_callback import EvaluationCallback
-from keras_lit.callbacks.evaluation_callback import LiTEncodingCache
-from keras_lit.zero_shot.datasets import check_dataset
 from keras_lit.zero_shot.datasets import encode_retrieval_set
 from keras_lit.zero_shot.evaluation import DEFAULT_RECALL_KS
 from keras_lit.zero_shot.evaluation import distinct_captions
@@ -27,14 +25,12 @@ class RetrievalEvaluation(EvaluationCallback):
     Args:
         dataset: `{"images", "texts"}` arrays or a `tf.data.Dataset`, one
             image with one or several captions per example.
-        every_n_epochs: optional int. Defaults to `1`.
-        every_n_steps: optional int. Evaluate every N optimizer steps.
         ks: tuple of ints. Defaults to `(1, 5, 10)`.
-        batch_size: int. Defaults to `64`.
         image_key, text_key: dataset keys.
         prefix: str. Defaults to `"retrieval"`.
-        log_dir: optional TensorBoard directory of its own.
-        verbose: int.
+        **kwargs: `every_n_epochs` (default `1`), `every_n_steps`,
+            `batch_size` (default `64`), `log_dir` and `verbose`: see
+            `EvaluationCallback`.
 
     Example:
     >>> callback = RetrievalEvaluation(
@@ -45,45 +41,25 @@ class RetrievalEvaluation(EvaluationCallback):
     def __init__(
         self,
         dataset,
-        every_n_epochs=1,
-        every_n_steps=None,
         ks=DEFAULT_RECALL_KS,
-        batch_size=64,
         image_key="images",
         text_key="texts",
         prefix="retrieval",
-        log_dir=None,
-        verbose=0,
+        **kwargs,
     ):
-        super().__init__(
-            every_n_epochs=every_n_epochs,
-            every_n_steps=every_n_steps,
-            prefix=prefix,
-            log_dir=log_dir,
-            verbose=verbose,
-        )
-        check_dataset(dataset, image_key, text_key, "retrieval")
-        self.dataset = dataset
+        super().__init__(prefix=prefix, **kwargs)
         self.ks = tuple(ks)
-        self.batch_size = batch_size
-        self.image_key = image_key
+        self._use_dataset(dataset, image_key, text_key, "retrieval")
         self.text_key = text_key
-        self._tokens = None
-        self._owners = None
-        self._caption_index = None
+        self._tokens = self._owners = self._caption_index = None
 
-    def evaluate(self):
-        model = self.model
-        if not LiTEncodingCache.supports(model):
-            return evaluate_retrieval(
-                model,
-                self.dataset,
-                batch_size=self.batch_size,
-                ks=self.ks,
-                image_key=self.image_key,
-                text_key=self.text_key,
-            )
-        cache, fresh = self._model_cache()
+    def evaluate_uncached(self):
+        keys = self.image_key, self.text_key
+        return evaluate_retrieval(
+            self.model, self.dataset, self.batch_size, self.ks, *keys
+        )
+
+    def evaluate_cached(self, cache, fresh):
         if fresh:
             self._tokens = None
         features = self._backbone_features(self._read)

@@ -1,8 +1,6 @@
 import numpy as np
 
 from keras_lit.callbacks.evaluation_callback import EvaluationCallback
-from keras_lit.callbacks.evaluation_callback import LiTEncodingCache
-from keras_lit.zero_shot.datasets import check_dataset
 from keras_lit.zero_shot.datasets import classification_batches
 from keras_lit.zero_shot.evaluation import classification_metrics
 from keras_lit.zero_shot.evaluation import classification_ranks
@@ -34,14 +32,12 @@ class ZeroShotEvaluation(EvaluationCallback):
         class_names: list of class names, in label order.
         templates: templates containing `{}` or a prompt-set name.
             Defaults to `"clip_best_7"`.
-        every_n_epochs: optional int. Defaults to `1`.
-        every_n_steps: optional int. Evaluate every N optimizer steps.
         top_k: tuple of ints. Defaults to `(1, 5)`.
-        batch_size: int. Defaults to `64`.
-        image_key, label_key: dataset keys.
         prefix: str. Defaults to `"zero_shot"`.
-        log_dir: optional TensorBoard directory of its own.
-        verbose: int.
+        image_key, label_key: dataset keys.
+        **kwargs: `every_n_epochs` (default `1`), `every_n_steps`,
+            `batch_size` (default `64`), `log_dir` and `verbose`: see
+            `EvaluationCallback`.
 
     Example:
     >>> callback = ZeroShotEvaluation(
@@ -57,62 +53,46 @@ class ZeroShotEvaluation(EvaluationCallback):
         dataset,
         class_names,
         templates=None,
-        every_n_epochs=1,
-        every_n_steps=None,
         top_k=(1, 5),
-        batch_size=64,
+        prefix="zero_shot",
         image_key="images",
         label_key="labels",
-        prefix="zero_shot",
-        log_dir=None,
-        verbose=0,
+        **kwargs,
     ):
-        super().__init__(
-            every_n_epochs=every_n_epochs,
-            every_n_steps=every_n_steps,
-            prefix=prefix,
-            log_dir=log_dir,
-            verbose=verbose,
-        )
+        super().__init__(prefix=prefix, **kwargs)
         self.templates = validate_templates(resolve_templates(templates))
         self.prompts = format_prompts(class_names, self.templates)
         self.class_names = list(class_names)
-        check_dataset(dataset, image_key, label_key, "classification")
-        self.dataset = dataset
         self.top_k = tuple(top_k)
-        self.batch_size = batch_size
-        self.image_key = image_key
+        self._use_dataset(dataset, image_key, label_key, "classification")
         self.label_key = label_key
-        self._tokens = None
-        self._labels = None
+        self._tokens = self._labels = None
 
-    def evaluate(self):
-        model = self.model
-        if not LiTEncodingCache.supports(model):
-            return evaluate_zero_shot(
-                model,
-                self.dataset,
-                self.class_names,
-                self.templates,
-                batch_size=self.batch_size,
-                top_k=self.top_k,
-                image_key=self.image_key,
-                label_key=self.label_key,
-                verbose=0,
-            )
-        cache, fresh = self._model_cache()
+    def evaluate_uncached(self):
+        return evaluate_zero_shot(
+            self.model,
+            self.dataset,
+            self.class_names,
+            self.templates,
+            batch_size=self.batch_size,
+            top_k=self.top_k,
+            image_key=self.image_key,
+            label_key=self.label_key,
+            verbose=0,
+        )
+
+    def evaluate_cached(self, cache, fresh):
         if fresh:
             self._tokens = cache.tokenize(self.prompts)
         class_weights = average_prompt_embeddings(
             cache.embed_tokens_in_chunks(self._tokens), len(self.templates)
         )
         features = self._backbone_features(self._read_features)
-        labels = self._labels
         image_embeddings = cache.embed_image_features(features)
         scores = l2_normalize(image_embeddings) @ class_weights.T
-        ranks = classification_ranks(scores, labels)
+        ranks = classification_ranks(scores, self._labels)
         return classification_metrics(
-            ranks, labels, len(self.class_names), self.top_k
+            ranks, self._labels, len(self.class_names), self.top_k
         )
 
     def _read_features(self):

@@ -53,7 +53,7 @@ def _word_piece(path):
             "text tower of this checkpoint needs its .txt vocabulary"
         )
     tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
-        vocabulary=vocabulary,
+        vocabulary,
         lowercase=True,
         strip_accents=True,
         split_on_cjk=True,

@@ -4,6 +4,16 @@ from keras_lit.cli.common import CLIError
 from keras_lit.cli.common import existing_path
 from keras_lit.cli.common import log
 
+# The config keys of a from-scratch text tower (`TextEncoder.from_scratch`).
+SCRATCH_TOWER_KEYS = (
+    "num_layers",
+    "num_heads",
+    "hidden_dim",
+    "intermediate_dim",
+    "sequence_length",
+    "pooling",
+)
+
 
 def build_image_encoder(tower):
     """A `LockedImageEncoder` from the `image_tower` config section."""
@@ -81,16 +91,8 @@ def build_text_encoder(tower, projection_dim, captions):
         vocabulary = build_word_piece_vocabulary(
             captions, vocabulary_size=tower["vocabulary_size"]
         )
-        return TextEncoder.from_scratch(
-            vocabulary,
-            projection_dim=projection_dim,
-            num_layers=tower["num_layers"],
-            num_heads=tower["num_heads"],
-            hidden_dim=tower["hidden_dim"],
-            intermediate_dim=tower["intermediate_dim"],
-            sequence_length=tower["sequence_length"],
-            pooling=tower["pooling"],
-        )
+        shape = {key: tower[key] for key in SCRATCH_TOWER_KEYS}
+        return TextEncoder.from_scratch(vocabulary, projection_dim, **shape)
     if source == "preset":
         if not tower["preset"]:
             raise CLIError("text_tower.preset must name a preset.")

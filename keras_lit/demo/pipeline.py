@@ -35,49 +35,28 @@ from keras_lit.demo.report import results_summary
 from keras_lit.demo.report import summary_line
 from keras_lit.demo.report import write_report_png
 from keras_lit.demo.setups import SETUPS
+from keras_lit.demo.setups import shared_settings
 from keras_lit.demo.setups import train_setup
 from keras_lit.layers import build_word_piece_vocabulary
 
 
 def demo_settings(seed=0, smoke=False):
     """Every setting of the demo, as one dict (`smoke` shrinks it for CI)."""
-    settings = {
-        "seed": int(seed),
-        "smoke": bool(smoke),
+    settings = shared_settings(seed, smoke) | {
         "num_lit_pairs": 2_000,
         "num_eval_images": 1_200,
         "retrieval_gallery": 500,
-        "vocabulary_size": 400,
-        "text_tower": {
-            "num_layers": 2,
-            "num_heads": 2,
-            "hidden_dim": 64,
-            "intermediate_dim": 128,
-            "sequence_length": 16,
-        },
         "batch_size": 128,
         "steps": 225,
-        "log_every": 15,
         "learning_rate": 1e-3,
-        "weight_decay": 1e-4,
-        "warmup_fraction": 0.05,
-        "temperature_init": 10.0,
         "setups": list(SETUPS),
         "export_samples": 12,
         "pretrain": pretrain.pretrain_settings(seed, smoke),
     }
     if smoke:
-        settings.update(
-            {
-                "num_lit_pairs": 256,
-                "num_eval_images": 96,
-                "retrieval_gallery": 64,
-                "batch_size": 32,
-                "steps": 8,
-                "log_every": 4,
-                "export_samples": 4,
-            }
-        )
+        settings.update(num_lit_pairs=256, num_eval_images=96)
+        settings.update(retrieval_gallery=64, export_samples=4)
+        settings.update(batch_size=32, steps=8, log_every=4)
     return settings
 
 

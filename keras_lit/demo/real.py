@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from keras_lit.demo.progress import ProgressBar
 from keras_lit.demo.setups import compile_lit_model
+from keras_lit.demo.setups import shared_settings
 from keras_lit.layers import LockedImageEncoder
 from keras_lit.layers import TextEncoder
 from keras_lit.layers import build_word_piece_vocabulary
@@ -68,29 +69,15 @@ DEFAULT_PHOTO_LABELS = (
 
 def real_demo_settings(seed=0, smoke=False):
     """Every setting of the real demo, as one dict (`smoke`: a tiny run)."""
-    settings = {
-        "seed": int(seed),
-        "smoke": bool(smoke),
+    settings = shared_settings(seed, smoke) | {
         "image_size": 64,
         "held_out": ["trouser", "bag", "ankle boot"],
         "num_lit_pairs": 6_000,
         "num_probe_images": 1_000,
         "num_test_images": 2_000,
-        "vocabulary_size": 400,
-        "text_tower": {
-            "num_layers": 2,
-            "num_heads": 2,
-            "hidden_dim": 64,
-            "intermediate_dim": 128,
-            "sequence_length": 16,
-        },
         "batch_size": 64,
         "steps": 150,
-        "log_every": 15,
         "learning_rate": {"Lu": 1e-3, "LU": 1e-4, "Uu": 1e-3},
-        "weight_decay": 1e-4,
-        "warmup_fraction": 0.05,
-        "temperature_init": 10.0,
         "probe_l2": 1.0,
         "setups": list(SETUPS),
         # Written as `<setup>.keras` for `keras-lit export` and the app
@@ -99,17 +86,9 @@ def real_demo_settings(seed=0, smoke=False):
         "photo_labels": list(DEFAULT_PHOTO_LABELS),
     }
     if smoke:
-        settings.update(
-            {
-                "image_size": 32,
-                "num_lit_pairs": 64,
-                "num_probe_images": 40,
-                "num_test_images": 40,
-                "batch_size": 16,
-                "steps": 2,
-                "log_every": 1,
-            }
-        )
+        settings.update(image_size=32, num_lit_pairs=64)
+        settings.update(num_probe_images=40, num_test_images=40)
+        settings.update(batch_size=16, steps=2, log_every=1)
     return settings
 
 
@@ -134,11 +113,11 @@ def minilm_path():
 
 def run_real_demo(
     output_dir="lit_runs/demo-real",
+    *,
     smoke=False,
     seed=0,
-    verbose=True,
-    cache_dir=None,
     photo_labels=None,
+    verbose=True,
 ):
     """Runs the real-tower demo; returns its results (also `results.json`).
 
@@ -146,10 +125,8 @@ def run_real_demo(
         output_dir: directory for `report.png` and `results.json`.
         smoke: bool. A tiny run for CI; its numbers mean nothing.
         seed: int. Seeds the subsets, captions and initialisations.
-        verbose: bool. Print progress and the results table.
-        cache_dir: where the Lite0 preset is cached (default
-            `keras_lit.real.efficientnet_lite0.default_cache_dir()`).
         photo_labels: labels for the photos' zero-shot predictions.
+        verbose: bool. Print progress and the results table.
     """
     from keras_lit.demo import real_report
 
@@ -162,7 +139,8 @@ def run_real_demo(
     os.makedirs(output_dir, exist_ok=True)
 
     log("[1/6] Towers: ImageNet EfficientNet-Lite0 preset (cached), MiniLM")
-    preset = efficientnet_lite0.efficientnet_lite0_preset(cache_dir)
+    # Cached in `efficientnet_lite0.default_cache_dir()` ($XDG_CACHE_HOME).
+    preset = efficientnet_lite0.efficientnet_lite0_preset()
     size = (settings["image_size"],) * 2
     encoder = LockedImageEncoder.from_preset(preset, image_size=size)
 

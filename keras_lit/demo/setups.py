@@ -23,6 +23,27 @@ SETUP_DESCRIPTIONS = {
 }
 
 
+def shared_settings(seed, smoke):
+    """The settings both demos (`keras-lit demo` and `--real`) share."""
+    return {
+        "seed": int(seed),
+        "smoke": bool(smoke),
+        "vocabulary_size": 400,
+        # The from-scratch text tower of the Lu and Uu setups.
+        "text_tower": {
+            "num_layers": 2,
+            "num_heads": 2,
+            "hidden_dim": 64,
+            "intermediate_dim": 128,
+            "sequence_length": 16,
+        },
+        "log_every": 15,
+        "weight_decay": 1e-4,
+        "warmup_fraction": 0.05,
+        "temperature_init": 10.0,
+    }
+
+
 def build_setup_model(setup, backbone, vocabulary, settings):
     """A `LiTModel` for `"Lu"`, `"Uu"` or `"uu"` (paper notation)."""
     if setup not in SETUPS:

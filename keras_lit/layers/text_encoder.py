@@ -12,6 +12,14 @@ START_TOKENS = ("[CLS]", "<s>", "<bos>", "[START]")
 END_TOKENS = ("[SEP]", "</s>", "<eos>", "[END]")
 PAD_TOKENS = ("[PAD]", "<pad>")
 RESERVED_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+# `TextEncoder.from_scratch` arguments that shape its transformer.
+_SCRATCH_ARGS = (
+    "num_layers",
+    "num_heads",
+    "hidden_dim",
+    "intermediate_dim",
+    "dropout",
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_lit")
@@ -127,12 +135,7 @@ class TextEncoder(keras.layers.Layer):
         cls,
         vocabulary,
         projection_dim,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=64,
-        intermediate_dim=128,
         sequence_length=16,
-        dropout=0.0,
         pooling="mean",
         **kwargs,
     ):
@@ -141,18 +144,22 @@ class TextEncoder(keras.layers.Layer):
         Args:
             vocabulary: list of WordPiece tokens (see
                 `build_word_piece_vocabulary`) or a vocabulary file path.
+            projection_dim: int. Width of the image embeddings.
+            sequence_length: int. Tokens per text. Defaults to `16`.
+            pooling: `"mean"`, `"cls"` or `"max"`. Defaults to `"mean"`.
+            **kwargs: the transformer's `num_layers`, `num_heads`,
+                `hidden_dim`, `intermediate_dim` and `dropout` (defaults
+                of `TransformerTextBackbone`: 2, 2, 64, 128 and 0), then
+                other arguments of `TextEncoder`.
         """
         tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
             vocabulary=vocabulary, lowercase=True, strip_accents=True
         )
+        shape = {k: kwargs.pop(k) for k in _SCRATCH_ARGS if k in kwargs}
         backbone = TransformerTextBackbone(
-            vocabulary_size=tokenizer.vocabulary_size(),
-            num_layers=num_layers,
-            num_heads=num_heads,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
+            tokenizer.vocabulary_size(),
             max_sequence_length=sequence_length,
-            dropout=dropout,
+            **shape,
         )
         return cls(
             backbone,

@@ -54,9 +54,9 @@ class TransformerTextBackbone(keras.Model):
         intermediate_dim=128,
         max_sequence_length=16,
         dropout=0.0,
-        activation="relu",
         layer_norm_epsilon=None,
         use_padding_mask=True,
+        activation="relu",
         dtype=None,
         **kwargs,
     ):

@@ -48,8 +48,33 @@ def check_block_size(block_size):
     return check_positive_int(block_size, "block_size", "columns per block")
 
 
+def unpack_batch(
+    all_image_embeddings=None, all_text_embeddings=None, label_offset=0
+):
+    """The `**batch` keywords every loss takes, with their one-device
+    defaults: `(all_image_embeddings, all_text_embeddings, label_offset)`.
+
+    Args:
+        all_image_embeddings: `[G, D]` gathered image embeddings of the
+            global batch, or `None`.
+        all_text_embeddings: `[G, D]` gathered text embeddings, or `None`.
+        label_offset: row of the global batch where the local rows start.
+    """
+    return all_image_embeddings, all_text_embeddings, label_offset
+
+
+def _float32(*tensors):
+    return [tf.cast(tensor, "float32") for tensor in tensors]
+
+
+def _row_labels(rows, label_offset):
+    """`[b]` global column of each local row's pair."""
+    return tf.range(tf.shape(rows)[0]) + tf.cast(label_offset, "int32")
+
+
 def _column_blocks(columns, block_size):
-    """`[G, D]` -> zero-padded `[n, block, D]` blocks and `[n, block]` mask."""
+    """`[G, D]` -> zero-padded `[n, block, D]` blocks, `[n, block]` mask,
+    the block size used and the block count `n`."""
     total = columns.shape[0]
     if total is not None:
         # Never pad a small batch up to a large block.
@@ -60,7 +85,7 @@ def _column_blocks(columns, block_size):
     padded = tf.pad(columns, [[0, padding], [0, 0]])
     padded = tf.reshape(padded, [-1, block_size, _width(columns)])
     valid = tf.reshape(tf.range(blocks * block_size) < size, [-1, block_size])
-    return padded, valid, block_size
+    return padded, valid, block_size, tf.shape(padded)[0]
 
 
 def _loop(count, body, state):
@@ -111,16 +136,12 @@ def blockwise_softmax_terms(
         `columns_too`. Gradients flow through the losses only.
     """
     check_block_size(block_size)
-    rows = tf.cast(rows, "float32")
-    columns = tf.cast(columns, "float32")
-    temperature = tf.cast(temperature, "float32")
-    label_offset = tf.cast(label_offset, "int32")
-    row_labels = tf.range(tf.shape(rows)[0]) + label_offset
+    rows, columns, temperature = _float32(rows, columns, temperature)
+    row_labels = _row_labels(rows, label_offset)
 
     @tf.custom_gradient
     def terms(rows, columns, temperature):
-        blocks, valid, block = _column_blocks(columns, block_size)
-        count = tf.shape(blocks)[0]
+        blocks, valid, block, count = _column_blocks(columns, block_size)
         batch = tf.shape(rows)[0]
 
         def block_logits(k):
@@ -242,15 +263,9 @@ def blockwise_sigmoid_terms(
 ):
     """Per-row sigmoid (SigLIP) losses, one column block at a time.
 
-    Args:
-        rows: `[b, D]` L2-normalised local embeddings of one modality.
-        columns: `[G, D]` L2-normalised embeddings of the other modality.
-        temperature: scalar logit scale `t`.
-        bias: scalar logit bias `b`.
-        label_offset: global column of local row 0's pair.
-        block_size: int. Columns per block.
-        columns_too: bool. Also return the column direction's top-1 hits;
-            only valid when `rows` is the whole batch.
+    Same arguments as `blockwise_softmax_terms`, plus `bias`, the scalar
+    logit bias `b`; with `columns_too`, only the column direction's top-1
+    hits are added (the sigmoid loss has no column terms).
 
     Returns:
         `(row_losses, row_correct, column_correct)`: `row_losses[i] =
@@ -260,17 +275,14 @@ def blockwise_sigmoid_terms(
         `columns_too`). Gradients flow through `row_losses` only.
     """
     check_block_size(block_size)
-    rows = tf.cast(rows, "float32")
-    columns = tf.cast(columns, "float32")
-    temperature = tf.cast(temperature, "float32")
-    bias = tf.cast(bias, "float32")
-    label_offset = tf.cast(label_offset, "int32")
-    row_labels = tf.range(tf.shape(rows)[0]) + label_offset
+    rows, columns, temperature, bias = _float32(
+        rows, columns, temperature, bias
+    )
+    row_labels = _row_labels(rows, label_offset)
 
     @tf.custom_gradient
     def terms(rows, columns, temperature, bias):
-        blocks, valid, block = _column_blocks(columns, block_size)
-        count = tf.shape(blocks)[0]
+        blocks, valid, block, count = _column_blocks(columns, block_size)
         batch = tf.shape(rows)[0]
 
         def block_logits(k):
@@ -364,22 +376,24 @@ def blockwise_contrastive_terms(
     image_embeddings,
     text_embeddings,
     temperature,
-    all_image_embeddings=None,
-    all_text_embeddings=None,
-    label_offset=0,
     block_size=DEFAULT_BLOCK_SIZE,
+    **batch,
 ):
     """Symmetric InfoNCE over column blocks, with its top-1 hits.
 
-    Same arguments and value as `keras_lit.losses.contrastive_loss`, plus
-    `block_size`. On one device (nothing gathered) one pass over the blocks
-    gives both directions; given the gathered embeddings, local images are
-    scored against all texts and local texts against all images.
+    Same arguments (`**batch`: see `unpack_batch`) and value as
+    `keras_lit.losses.contrastive_loss`, plus `block_size`. On one device
+    (nothing gathered) one pass over the blocks gives both directions;
+    given the gathered embeddings, local images are scored against all
+    texts and local texts against all images.
 
     Returns:
         `(loss, image_to_text_correct, text_to_image_correct)`: the mean
         loss over local rows and two `[b]` float top-1 hit vectors.
     """
+    all_image_embeddings, all_text_embeddings, label_offset = unpack_batch(
+        **batch
+    )
     if all_image_embeddings is None and all_text_embeddings is None:
         row_losses, row_hits, column_losses, column_hits = (
             blockwise_softmax_terms(
@@ -421,10 +435,8 @@ def blockwise_contrastive_loss(
     image_embeddings,
     text_embeddings,
     temperature,
-    all_image_embeddings=None,
-    all_text_embeddings=None,
-    label_offset=0,
     block_size=DEFAULT_BLOCK_SIZE,
+    **batch,
 ):
     """`contrastive_loss` computed over column blocks of `block_size`.
 
@@ -438,13 +450,7 @@ def blockwise_contrastive_loss(
     True
     """
     return blockwise_contrastive_terms(
-        image_embeddings,
-        text_embeddings,
-        temperature,
-        all_image_embeddings=all_image_embeddings,
-        all_text_embeddings=all_text_embeddings,
-        label_offset=label_offset,
-        block_size=block_size,
+        image_embeddings, text_embeddings, temperature, block_size, **batch
     )[0]
 
 
@@ -453,20 +459,22 @@ def blockwise_sigmoid_loss_terms(
     text_embeddings,
     temperature,
     bias,
-    all_image_embeddings=None,
-    all_text_embeddings=None,
-    label_offset=0,
     block_size=DEFAULT_BLOCK_SIZE,
+    **batch,
 ):
     """Sigmoid loss over column blocks, with its top-1 hits.
 
-    Same arguments and value as `keras_lit.losses.sigmoid_loss`.
+    Same arguments (`**batch`: see `unpack_batch`) and value as
+    `keras_lit.losses.sigmoid_loss`.
 
     Returns:
         `(loss, image_to_text_correct, text_to_image_correct)`; under a
         strategy only the direction that was scored has hits, the other is
         `None`.
     """
+    all_image_embeddings, all_text_embeddings, label_offset = unpack_batch(
+        **batch
+    )
     local = all_image_embeddings is None and all_text_embeddings is None
     swapped = all_text_embeddings is None and not local
     if local:

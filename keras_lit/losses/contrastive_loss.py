@@ -3,7 +3,7 @@
 The pure function works on one device and, given the gathered embeddings of
 the other modality, on one replica of a global batch. `contrastive_logits`
 is the one place where image-text logits are computed; `ContrastiveLoss` is
-the loss object `LiTModel` trains with (see `ContrastiveLoss.batch_loss` for
+the loss object `LiTModel` trains with (see `PairLoss.batch_loss` for
 the interface a new loss implements).
 """
 
@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 from keras_lit.losses.blockwise import blockwise_contrastive_terms
+from keras_lit.losses.blockwise import unpack_batch
 from keras_lit.losses.pair_loss import PairLoss
 
 LossTerms = collections.namedtuple(
@@ -154,22 +155,11 @@ def contrastive_loss_from_logits(logits):
 class ContrastiveLoss(PairLoss):
     """Symmetric InfoNCE (CLIP/LiT softmax loss): the loss LiTModel trains.
 
-    Two ways to call it:
-    - `loss(y_true, y_pred)`, a plain Keras loss: `y_pred` is the `[B, B]`
-      matrix `t * image_embeddings @ text_embeddings.T` of one batch; the
-      matching pairs are on the diagonal, so `y_true` is ignored (pass
-      `ops.arange(B)`).
-    - `loss.batch_loss(...)`, what `LiTModel.train_step` calls: this
-      replica's normalised embeddings, the `ContrastiveHead` holding the
-      learnable parameters, and the gathered embeddings of the global batch.
-      A new loss (sigmoid, blockwise ...) implements `batch_loss` with the
-      same arguments and returns `LossTerms`.
-
-    Args:
-        block_size: optional int. Compute the training loss over column
-            blocks of this size (`keras_lit.losses.blockwise`): the same
-            values and gradients with at most `[b, block_size]` logits
-            alive. Defaults to `None` (whole `[b, G]` matrices).
+    Called as a plain Keras loss, `y_pred` is the `[B, B]` matrix
+    `t * image_embeddings @ text_embeddings.T` of one batch; the matching
+    pairs are on the diagonal, so `y_true` is ignored (pass
+    `ops.arange(B)`). `block_size` and `batch_loss`, what
+    `LiTModel.train_step` calls: see `PairLoss`.
 
     Example:
     >>> import numpy as np
@@ -179,45 +169,17 @@ class ContrastiveLoss(PairLoss):
     1.3863
     """
 
-    def __init__(self, block_size=None, name="contrastive_loss", **kwargs):
-        super().__init__(block_size=block_size, name=name, **kwargs)
-
     def call(self, y_true, y_pred):
         return contrastive_loss_from_logits(y_pred)
 
-    def batch_loss(
-        self,
-        image_embeddings,
-        text_embeddings,
-        head,
-        all_image_embeddings=None,
-        all_text_embeddings=None,
-        label_offset=0,
-    ):
-        """This replica's loss and logits (see `contrastive_terms`).
-
-        Args:
-            image_embeddings: `[b, D]` L2-normalised local image embeddings.
-            text_embeddings: `[b, D]` L2-normalised local text embeddings.
-            head: the `ContrastiveHead` holding the learnable temperature.
-            all_image_embeddings, all_text_embeddings: `[G, D]` gathered
-                embeddings of the global batch (`None` on one device).
-            label_offset: row of the global batch where local rows start.
-
-        Returns:
-            `LossTerms(loss, image_to_text_logits, text_to_image_logits,
-            labels)`; with `block_size`, top-1 hits instead of logits.
-        """
+    def batch_loss(self, image_embeddings, text_embeddings, head, **batch):
+        """This replica's `LossTerms` (see `PairLoss.batch_loss`)."""
         embeddings = (image_embeddings, text_embeddings, head.temperature)
-        batch = {
-            "all_image_embeddings": all_image_embeddings,
-            "all_text_embeddings": all_text_embeddings,
-            "label_offset": label_offset,
-        }
         if self.block_size is None:
             return contrastive_terms(*embeddings, **batch)
         loss, image_hits, text_hits = blockwise_contrastive_terms(
             *embeddings, block_size=self.block_size, **batch
         )
-        labels = ops.arange(ops.shape(image_embeddings)[0]) + label_offset
+        offset = unpack_batch(**batch)[2]
+        labels = ops.arange(ops.shape(image_embeddings)[0]) + offset
         return LossTerms(loss, None, None, labels, image_hits, text_hits)

@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_lit.losses.blockwise import blockwise_sigmoid_loss_terms
 from keras_lit.losses.blockwise import blockwise_sigmoid_terms
+from keras_lit.losses.blockwise import unpack_batch
 from keras_lit.losses.contrastive_loss import LossTerms
 from keras_lit.losses.contrastive_loss import contrastive_logits
 from keras_lit.losses.pair_loss import PairLoss
@@ -70,10 +71,8 @@ def sigmoid_loss(
     text_embeddings,
     temperature,
     bias,
-    all_image_embeddings=None,
-    all_text_embeddings=None,
-    label_offset=0,
     block_size=None,
+    **batch,
 ):
     """Pairwise sigmoid loss (SigLIP; "SigLiT" with a locked image tower).
 
@@ -81,7 +80,7 @@ def sigmoid_loss(
     with `z_ij = 1` for a pair and -1 otherwise, `x`, `y` L2-normalised:
     big_vision's normalisation (sum over columns, mean over rows). Pass the
     gathered embeddings of the other modality and the local offset to score
-    local rows against the global batch (see `sigmoid_terms`).
+    local rows against the global batch (`**batch`, see `sigmoid_terms`).
 
     Args:
         block_size: optional int. Compute over column blocks of this size
@@ -95,23 +94,10 @@ def sigmoid_loss(
     >>> round(float(sigmoid_loss(x, x, 10.0, -10.0)), 4)
     0.6932
     """
-    arguments = dict(
-        all_image_embeddings=all_image_embeddings,
-        all_text_embeddings=all_text_embeddings,
-        label_offset=label_offset,
-    )
+    embeddings = (image_embeddings, text_embeddings, temperature, bias)
     if block_size is not None:
-        return blockwise_sigmoid_loss_terms(
-            image_embeddings,
-            text_embeddings,
-            temperature,
-            bias,
-            block_size=block_size,
-            **arguments,
-        )[0]
-    return sigmoid_terms(
-        image_embeddings, text_embeddings, temperature, bias, **arguments
-    )[0]
+        return blockwise_sigmoid_loss_terms(*embeddings, block_size, **batch)[0]
+    return sigmoid_terms(*embeddings, **batch)[0]
 
 
 def sigmoid_loss_from_logits(logits):
@@ -134,11 +120,7 @@ class SigmoidLoss(PairLoss):
     pairs on the diagonal (`y_true` is ignored); the result is big_vision's
     mean over rows of the summed per-pair losses.
 
-    Args:
-        block_size: optional int. Compute the training loss over column
-            blocks of this size (see `keras_lit.losses.blockwise`): same
-            values and gradients, at most `[b, block_size]` logits alive.
-            Defaults to `None` (one `[b, G]` matrix).
+    `block_size` and `batch_loss`: see `PairLoss`.
 
     Example:
     >>> import numpy as np
@@ -148,24 +130,13 @@ class SigmoidLoss(PairLoss):
     2.7726
     """
 
-    def __init__(self, block_size=None, name="sigmoid_loss", **kwargs):
-        super().__init__(block_size=block_size, name=name, **kwargs)
-
     def call(self, y_true, y_pred):
         return sigmoid_loss_from_logits(y_pred)
 
-    def batch_loss(
-        self,
-        image_embeddings,
-        text_embeddings,
-        head,
-        all_image_embeddings=None,
-        all_text_embeddings=None,
-        label_offset=0,
-    ):
+    def batch_loss(self, image_embeddings, text_embeddings, head, **batch):
         """This replica's loss and logits (or top-1 hits): `LossTerms`.
 
-        Same arguments as `ContrastiveLoss.batch_loss`; `head` must hold a
+        Same arguments as `PairLoss.batch_loss`; `head` must hold a
         learnable bias (`ContrastiveHead(bias_init=...)`). Local images are
         scored against every text; under a strategy, local texts are also
         scored against every image for the text-to-image accuracy only
@@ -179,39 +150,33 @@ class SigmoidLoss(PairLoss):
                 "without `bias`"
             )
         temperature = head.temperature
-        gathered = all_image_embeddings is not None
+        all_images, all_texts, label_offset = unpack_batch(**batch)
+        gathered = all_images is not None
         labels = ops.arange(ops.shape(image_embeddings)[0]) + label_offset
+        embeddings = (image_embeddings, text_embeddings, temperature, bias)
+        # The loss scores local images against every text.
+        scored = {
+            "all_text_embeddings": all_texts,
+            "label_offset": label_offset,
+        }
         if self.block_size is None:
-            loss, logits, labels = sigmoid_terms(
-                image_embeddings,
-                text_embeddings,
-                temperature,
-                bias,
-                all_text_embeddings=all_text_embeddings,
-                label_offset=label_offset,
-            )
+            loss, logits, labels = sigmoid_terms(*embeddings, **scored)
             text_logits = None
             if gathered:
                 text_logits = contrastive_logits(
                     ops.stop_gradient(text_embeddings),
-                    ops.stop_gradient(all_image_embeddings),
+                    ops.stop_gradient(all_images),
                     temperature,
                 )
             return LossTerms(loss, logits, text_logits, labels)
         loss, image_hits, text_hits = blockwise_sigmoid_loss_terms(
-            image_embeddings,
-            text_embeddings,
-            temperature,
-            bias,
-            all_text_embeddings=all_text_embeddings,
-            label_offset=label_offset,
-            block_size=self.block_size,
+            *embeddings, self.block_size, **scored
         )
         if gathered:
             # Argmax ignores the bias; hits only, no gradient.
             _, text_hits, _ = blockwise_sigmoid_terms(
                 ops.stop_gradient(text_embeddings),
-                ops.stop_gradient(all_image_embeddings),
+                ops.stop_gradient(all_images),
                 ops.stop_gradient(temperature),
                 0.0,
                 label_offset,

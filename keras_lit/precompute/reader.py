@@ -35,8 +35,8 @@ def load_precomputed(
     shuffle_buffer_size=10000,
     drop_remainder=True,
     image_encoder=None,
-    allow_incomplete=False,
     cycle_length=8,
+    allow_incomplete=False,
 ):
     """Reads precomputed embeddings as `{"image_embeddings", "texts"}`.
 
@@ -166,16 +166,13 @@ def _read_shard(view_files, unit_seed, views, storage, feature_dim, caption):
         tf.data.TFRecordDataset(view_files[v]) for v in range(views)
     )
     records = tf.data.Dataset.zip(records).enumerate()
-    examples = functools.partial(
-        _chunk_examples,
-        unit_seed=unit_seed,
-        views=views,
-        storage=storage,
-        feature_dim=feature_dim,
-        caption=caption,
-    )
+    layout = unit_seed, views, storage, feature_dim, caption
     chunks = records.batch(PARSE_CHUNK).map(
-        examples, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        lambda index, views_records: _chunk_examples(
+            index, views_records, *layout
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
     )
     return chunks.unbatch()
 

