@@ -36,6 +36,7 @@ Prints one JSON line per configuration, then a Markdown table for
 """
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -92,6 +93,14 @@ def parse_args(argv=None):
     parser.add_argument("--budget-gb", type=float, default=24.0)
     parser.add_argument(
         "--steps", type=int, default=3, help="timed steps (0: memory only)"
+    )
+    parser.add_argument(
+        "--jit-compile",
+        nargs="+",
+        default=["false"],
+        choices=["false", "true"],
+        help="loss: XLA settings of the step (LiTModel's one-device step "
+        "runs XLA by default)",
     )
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument(
@@ -223,7 +232,7 @@ def child_loss(config):
             return blockwise_contrastive_loss(x, y, t, block_size=block)
         return contrastive_loss(x, y, t)
 
-    @tf.function
+    @tf.function(jit_compile=config.get("jit_compile", False))
     def step(x, y, t, b):
         with tf.GradientTape() as tape:
             tape.watch([x, y, t, b])
@@ -398,7 +407,10 @@ def main(argv=None):
         for mode in args.modes:
             if args.part == "loss" and mode == "blockwise+cache":
                 continue
-            for global_batch in args.global_batches:
+            jits = args.jit_compile if args.part == "loss" else ["false"]
+            for jit, global_batch in itertools.product(
+                jits, args.global_batches
+            ):
                 config = dict(
                     part=args.part,
                     loss=loss,
@@ -409,6 +421,7 @@ def main(argv=None):
                     tower=args.tower,
                     steps=args.steps,
                     budget_gb=args.budget_gb,
+                    jit_compile=jit == "true",
                 )
                 if args.part != "loss":
                     blocks = MODES[mode]
@@ -429,13 +442,17 @@ def main(argv=None):
 
 def markdown(rows, args):
     lines = [
-        "| loss | mode | G | peak RSS (GB) | fits "
+        "| loss | mode | XLA | G | peak RSS (GB) | fits "
         f"{args.budget_gb:g} GB | step (ms) | time / FLOP time |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: |",
+        "| --- | --- | --- | ---: | ---: | --- | ---: | ---: |",
     ]
     for row in rows:
+        xla = "on" if row.get("jit_compile") else "off"
+        if args.part != "loss":
+            xla = "auto"
         lines.append(
-            f"| {row['loss']} | {row['mode']} | {row['global_batch']} | "
+            f"| {row['loss']} | {row['mode']} | {xla} | "
+            f"{row['global_batch']} | "
             f"{row.get('peak_rss_gb', '-')} | "
             f"{'yes' if row.get('fits') else 'no'} | "
             f"{row.get('step_ms', '-')} | "

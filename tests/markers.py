@@ -23,6 +23,8 @@ FIXTURES = {
     "page": "browser",
     "browser": "browser",
     "fresh_processes": "multiprocess",  # export_test: a fresh interpreter
+    # serving_client_test: a SavedModel served over real gRPC and REST.
+    "server": "large",
 }
 # Single tests, by `file::name` (parameters ignored).
 TESTS = {
@@ -86,6 +88,9 @@ TESTS = {
     "checkpoints_test.py::test_fit_step_keeps_the_image_tower_and_trains_the_text_tower": (  # noqa: E501
         "large"
     ),
+    # Over ~6 s on an xdist worker (make test-fast --durations, 2026-12-07).
+    "lit_model_test.py::test_image_head_trains_but_backbone_stays": "large",
+    "lit_model_test.py::test_fit_on_a_tf_data_pipeline": "large",
 }
 
 
