@@ -33,10 +33,9 @@ node:
 	@command -v node >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
 
 # The suite runs on $(TEST_WORKERS) pytest-xdist workers (one per core here),
-# a test file per worker at a time (module fixtures are built once), in
-# the order tests/markers.py gives (the longest files first).
+# a test file per worker at a time (module fixtures are built once).
 TEST_WORKERS ?= 2
-TEST_ARGS ?= -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
+TEST_ARGS ?= -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 test: $(STAMP) chromium node fashion-mnist
 	$(PY) -m pytest tests $(TEST_ARGS)

@@ -94,24 +94,7 @@ TESTS = {
 }
 
 
-# The longest files first (a minute or more each on 2 cores), so that with
-# `pytest -n 2 --dist loadfile` no long file starts last while the other
-# worker idles. The rest keep their order.
-LONGEST_FIRST = (
-    "examples_test.py",
-    "demo_real_test.py",
-    "demo_test.py",
-    "multi_worker_test.py",
-    "resume_test.py",
-    "cli_test.py",
-    "distribute_test.py",
-    "checkpoints_test.py",
-)
-
-
 def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
     for item in items:
         file_name = item.path.name
         test_name = f"{file_name}::{item.originalname}"
