@@ -51,15 +51,9 @@ def check_block_size(block_size):
 def unpack_batch(
     all_image_embeddings=None, all_text_embeddings=None, label_offset=0
 ):
-    """The `**batch` keywords every loss takes, with their one-device
-    defaults: `(all_image_embeddings, all_text_embeddings, label_offset)`.
-
-    Args:
-        all_image_embeddings: `[G, D]` gathered image embeddings of the
-            global batch, or `None`.
-        all_text_embeddings: `[G, D]` gathered text embeddings, or `None`.
-        label_offset: row of the global batch where the local rows start.
-    """
+    """`(all_image_embeddings, all_text_embeddings, label_offset)` from a
+    loss's `**batch` keywords (see `PairLoss.batch_loss`), with their
+    one-device defaults."""
     return all_image_embeddings, all_text_embeddings, label_offset
 
 
