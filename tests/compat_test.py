@@ -137,3 +137,23 @@ def test_keras_still_checks_one_replica_for_overflow(strategy):
     step(gradients)
     # Replica 1's overflow reached the variable; the step was not skipped.
     assert not np.all(np.isfinite(variable.numpy()))
+
+
+def batch_norm_op_types(layer, training, shape=(2, 4, 4, 3)):
+    """Op types of one traced call of `layer`."""
+    function = tf.function(lambda x: layer(x, training=training))
+    graph = function.get_concrete_function(tf.TensorSpec(shape)).graph
+    return {op.type for op in graph.get_operations()}
+
+
+def test_keras_batch_norm_still_trains_unfused():
+    """`compat.fuse_batch_normalization`; fix checked by
+    `fused_batch_norm_test.py`."""
+    layer = keras.layers.BatchNormalization()
+    layer.build((None, 4, 4, 3))
+    op_types = batch_norm_op_types(layer, training=True)
+    assert "Mean" in op_types
+    assert not any("FusedBatchNorm" in kind for kind in op_types), (
+        "Keras' BatchNormalization now trains with TF's fused kernel: "
+        "compat.fuse_batch_normalization is no longer needed."
+    )

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_lit.compat import fuse_batch_normalization
 from keras_lit.compat import set_trainable
 from keras_lit.layers.nested_config import from_nested_config
 from keras_lit.layers.preset_loading import load_image_encoder
@@ -124,6 +125,8 @@ class LockedImageEncoder(keras.layers.Layer):
         # === Layers ===
         self.backbone = backbone
         set_trainable(self.backbone, not locked)
+        # Unlocked (Uu) steps train its batch norms: TF's fused kernel.
+        fuse_batch_normalization(self.backbone)
         self.head = None
         if head_dim is not None:
             self.head = keras.layers.Dense(
