@@ -28,6 +28,7 @@ import time
 import keras
 import numpy as np
 
+from keras_lit.compat import fuse_batch_normalization
 from keras_lit.demo import shapes
 from keras_lit.demo.progress import ProgressBar
 from keras_lit.files import staged_directory
@@ -133,6 +134,7 @@ def pretrain_backbone(
     )
     keras.utils.set_random_seed(settings["seed"])
     backbone = build_backbone(settings)
+    fuse_batch_normalization(backbone)  # trains with TF's fused kernel
     classifier = _classifier(backbone)
     steps_per_epoch = settings["num_images"] // settings["batch_size"]
     total_steps = steps_per_epoch * settings["epochs"]
