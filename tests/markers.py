@@ -55,7 +55,6 @@ TESTS = {
     ),
     "presets_test.py::test_minilm_text_tower_trains_one_lu_step": "large",
     # Over ~5 s each on 2 cores (make test, --durations, 2026-12-07).
-    "image_frames_test.py::test_step_limit_refuses_endless_gifs": "large",
     "app_test.py::test_rest_api_answers_like_the_signatures": "large",
     "lit_model_test.py::test_keras_round_trip_is_exact": "large",
     "sigmoid_model_test.py::test_sigmoid_model_saves_evaluates_and_classifies": (  # noqa: E501
