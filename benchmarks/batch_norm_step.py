@@ -1,15 +1,18 @@
-"""The demo's Uu/uu step with TF's fused batch norm vs Keras' own ops.
+"""The Uu step with TF's fused batch norm vs Keras' own batch norm ops.
 
 Keras 3.15 trains `BatchNormalization` on TensorFlow with a dozen separate
 ops per layer; keras_lit's image encoder swaps in TF's fused kernel
 (`keras_lit.compat.fuse_batch_normalization`). This times the training
 step of the demo's unlocked setup (KerasCV ResNetV2 [16, 32, 64] x
 [2, 2, 2] at 64 px with 19 batch norms, the 2 x 64 text tower, batch 128,
-`steps_per_execution` 15, XLA off as keras_lit chooses for it) both ways,
+`steps_per_execution` 15, XLA off as keras_lit chooses for it; or with
+`--tower lite0`, `make demo-real`'s: ImageNet EfficientNet-Lite0 at 64 px,
+batch 64) both ways,
 alternating fresh processes, and prints the median step times and their
 ratio. One reused batch, so the input pipeline is not timed.
 
-    python benchmarks/batch_norm_step.py --rounds 3
+    python benchmarks/batch_norm_step.py --rounds 5 --steps 60
+    python benchmarks/batch_norm_step.py --tower lite0 --rounds 3
 """
 
 import argparse
@@ -23,22 +26,35 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def worker(fused, steps):
+def worker(tower, fused, steps):
     import numpy as np
     import tensorflow as tf
 
     import keras_lit  # noqa: F401  (its oneDNN choice precedes TF's start)
     from keras_lit.compat import all_layers
-    from keras_lit.demo import pipeline
-    from keras_lit.demo import pretrain
-    from keras_lit.demo import setups
     from keras_lit.layers import build_word_piece_vocabulary
 
-    settings = pipeline.demo_settings()
     captions = ["a big red circle on blue", "a small green square"] * 50
     vocabulary = build_word_piece_vocabulary(captions, 400)
-    backbone = pretrain.build_backbone(settings["pretrain"])
-    model = setups.build_setup_model("uu", backbone, vocabulary, settings)
+    if tower == "demo":
+        from keras_lit.demo import pipeline
+        from keras_lit.demo import pretrain
+        from keras_lit.demo import setups
+
+        settings = pipeline.demo_settings()
+        backbone = pretrain.build_backbone(settings["pretrain"])
+        model = setups.build_setup_model("uu", backbone, vocabulary, settings)
+    else:  # `make demo-real`'s Uu: ImageNet EfficientNet-Lite0 fine-tuned
+        from keras_lit.demo import real
+        from keras_lit.layers import LockedImageEncoder
+        from keras_lit.real import efficientnet_lite0
+
+        settings = real.real_demo_settings()
+        preset = efficientnet_lite0.efficientnet_lite0_preset()
+        size = (settings["image_size"],) * 2
+        encoder = LockedImageEncoder.from_preset(preset, image_size=size)
+        model = real.build_model("Uu", preset, encoder, vocabulary, settings)
+    batch_size, size = settings["batch_size"], model.image_encoder.image_size
     if not fused:  # back to Keras' own `BatchNormalization.call`
         for layer in all_layers(model.image_encoder):
             vars(layer).pop("call", None)
@@ -46,8 +62,10 @@ def worker(fused, steps):
     rng = np.random.default_rng(0)
     batch = model.preprocessor(
         {
-            "images": rng.integers(0, 256, (128, 64, 64, 3), dtype="uint8"),
-            "texts": [captions[i % len(captions)] for i in range(128)],
+            "images": rng.integers(
+                0, 256, (batch_size, *size, 3), dtype="uint8"
+            ),
+            "texts": [captions[i % len(captions)] for i in range(batch_size)],
         }
     )
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
@@ -67,15 +85,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=45)
+    parser.add_argument(
+        "--tower",
+        choices=["demo", "lite0"],
+        default="demo",
+        help="demo: make demo's Uu/uu (default); lite0: make demo-real's Uu",
+    )
     parser.add_argument("--worker", choices=["fused", "keras"])
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker == "fused", args.steps)))
+        fused = args.worker == "fused"
+        print(json.dumps(worker(args.tower, fused, args.steps)))
         return 0
     times = {"keras": [], "fused": []}
     for round_index in range(args.rounds):
         for name in times:
             command = [sys.executable, __file__, "--worker", name]
+            command += ["--tower", args.tower]
             command += ["--steps", str(args.steps)]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
