@@ -230,40 +230,13 @@ def ceiling(config, batch, seconds):
 
 def vit_steps(batch, steps):
     """OpenCLIP and keras_lit (plain `compile()`) pairs/s at `batch`."""
+    t = train_throughput
     rates = {}
-    if os.path.exists(train_throughput.PEER_PYTHON):
-        command = [
-            train_throughput.PEER_PYTHON,
-            train_throughput.PEER_SCRIPT,
-            "-b",
-            str(batch),
-            "-n",
-            str(steps),
-            "--warmup",
-            "3",
-            "--no-flop-count",
-        ]
-        rates["openclip"] = train_throughput.run_subprocess(command)[
-            "pairs_per_sec"
-        ]
-    command = [
-        sys.executable,
-        train_throughput.__file__,
-        "--worker",
-        "--mode",
-        "locked",
-        "-b",
-        str(batch),
-        "--steps",
-        str(steps),
-        "--warmup",
-        "3",
-        "--jit",
-        "auto",
-    ]
-    rates["keras_lit"] = train_throughput.run_subprocess(command)[
-        "pairs_per_sec"
-    ]
+    if os.path.exists(t.PEER_PYTHON):
+        command = t.peer_command("locked", batch, steps, warmup=3)
+        rates["openclip"] = t.run_subprocess(command)["pairs_per_sec"]
+    command = t.worker_command("locked", batch, steps, warmup=3)
+    rates["keras_lit"] = t.run_subprocess(command)["pairs_per_sec"]
     return rates
 
 

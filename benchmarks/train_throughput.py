@@ -268,6 +268,22 @@ def _onednn_env(value):
     return env
 
 
+def peer_command(mode, batch, steps, warmup):
+    """OpenCLIP's LiT-mode benchmark (`locked` or `unlocked`), one process."""
+    command = [PEER_PYTHON, PEER_SCRIPT, "-b", str(batch), "-n", str(steps)]
+    command += ["--warmup", str(warmup), "--no-flop-count"]
+    if mode == "unlocked":
+        command.append("--unlocked")
+    return command
+
+
+def worker_command(mode, batch, steps, warmup, jit="auto"):
+    """One keras_lit worker process of this script (`keras_lit_worker`)."""
+    command = [sys.executable, __file__, "--worker", "--mode", mode]
+    command += ["-b", str(batch), "--steps", str(steps)]
+    return command + ["--warmup", str(warmup), "--jit", jit]
+
+
 def run_subprocess(command, env=None):
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode not in (0,):
@@ -336,19 +352,7 @@ def main(argv=None):
         for batch in args.batch_sizes:
             for mode in args.modes:
                 if peer and mode != "precomputed":
-                    command = [
-                        PEER_PYTHON,
-                        PEER_SCRIPT,
-                        "-b",
-                        str(batch),
-                        "-n",
-                        str(args.steps),
-                        "--warmup",
-                        str(args.warmup),
-                        "--no-flop-count",
-                    ]
-                    if mode == "unlocked":
-                        command.append("--unlocked")
+                    command = peer_command(mode, batch, args.steps, args.warmup)
                     result = run_subprocess(command)
                     result.update(
                         impl="openclip",
@@ -362,22 +366,10 @@ def main(argv=None):
                     for jit in args.jit_compile
                     for onednn in args.onednn
                 ]:
-                    command = [
-                        sys.executable,
-                        __file__,
-                        "--worker",
-                        "--mode",
-                        mode,
-                        "-b",
-                        str(batch),
-                        "--steps",
-                        str(args.steps),
-                        "--warmup",
-                        str(args.warmup),
-                    ]
-                    result = run_subprocess(
-                        command + ["--jit", jit], env=_onednn_env(onednn)
+                    command = worker_command(
+                        mode, batch, args.steps, args.warmup, jit
                     )
+                    result = run_subprocess(command, env=_onednn_env(onednn))
                     result["round"] = round_index
                     runs.append(result)
                     last = runs[-1]

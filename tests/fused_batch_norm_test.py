@@ -9,6 +9,7 @@ import tensorflow as tf
 from compat_test import batch_norm_op_types
 from conftest import make_resnet_backbone
 
+from keras_lit.compat import all_layers
 from keras_lit.compat import fuse_batch_normalization
 from keras_lit.layers import LockedImageEncoder
 
@@ -172,7 +173,7 @@ def test_image_encoder_swaps_its_batch_norms_and_saves_as_before(tmp_path):
     encoder = LockedImageEncoder(make_resnet_backbone(), locked=False)
     norms = [
         layer
-        for layer in encoder.backbone._flatten_layers()
+        for layer in all_layers(encoder.backbone)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
     assert norms and all("call" in vars(layer) for layer in norms)
@@ -191,6 +192,6 @@ def test_image_encoder_swaps_its_batch_norms_and_saves_as_before(tmp_path):
     )
     assert all(
         "call" in vars(layer)
-        for layer in restored.backbone._flatten_layers()
+        for layer in all_layers(restored.backbone)
         if isinstance(layer, keras.layers.BatchNormalization)
     )
